@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One outgoing TCP connection on the libev loop: a non-blocking connect
+ * (bound to a chosen source address when one is given), a read watcher that
+ * hands every chunk read to the owner, a bounded output buffer drained by a
+ * write watcher, and one timer the owner arms for its deadlines. It knows
+ * nothing about SMTP. The struct is embedded in its owner and reused for the
+ * next connection after conn_close().
+ */
+#ifndef MXPROBE_CONN_H
+#define MXPROBE_CONN_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "status.h"
+
+/* Enough for a batch of pipelined commands of 512 octets each. */
+#define CONN_OUT_MAX 16384
+/* Bytes taken from the socket per read event. */
+#define CONN_READ_CHUNK 4096
+
+/*
+ * Events, all fired from the loop, never from inside a conn_* call. A
+ * handler may call conn_close(), conn_connect() or conn_send() on the same
+ * conn; the conn is not touched after the handler returns.
+ */
+struct conn_handlers {
+    void (*on_connected)(void *arg);
+    void (*on_connect_failed)(void *arg, enum status st, int err);
+    /* data is valid only during the call. */
+    void (*on_data)(void *arg, const char *data, size_t len);
+    /* The peer closed (ST_ECLOSED) or a socket call failed (ST_EIO with
+     * err set); the conn is already closed. */
+    void (*on_closed)(void *arg, enum status st, int err);
+    void (*on_timeout)(void *arg);
+};
+
+struct conn {
+    struct ev_loop *loop;
+    const struct conn_handlers *h;
+    void *arg;
+    int port;
+    int fd; /* -1 when closed */
+    bool connecting;
+    int defer_err; /* errno of a connect that failed at once */
+    ev_io rio;
+    ev_io wio;
+    ev_timer timer; /* the owner's deadline */
+    ev_timer defer; /* reports defer_err on the next loop turn */
+    char out[CONN_OUT_MAX];
+    size_t out_len;
+};
+
+/* Prepares c (owned by the caller) for connections to port on loop. h and
+ * arg are borrowed and must outlive c. */
+void conn_init(struct conn *c, struct ev_loop *loop, int port,
+               const struct conn_handlers *h, void *arg);
+
+/* Closes the connection and stops the timer. */
+void conn_fini(struct conn *c);
+
+/*
+ * Closes any open connection and connects to ip (IPv4 or IPv6 text),
+ * binding to source_ip first when it is not NULL. Exactly one of
+ * on_connected and on_connect_failed follows, unless the conn is closed
+ * first. An invalid ip is reported through on_connect_failed as ST_EINVAL.
+ */
+void conn_connect(struct conn *c, const char *ip, const char *source_ip);
+
+/*
+ * Queues len bytes and writes what the socket takes now. Returns ST_OK;
+ * ST_ECLOSED when not connected; ST_EPROTO when the output buffer would
+ * overflow; ST_EIO when the socket failed (errno is set). After an error
+ * no event about it follows: the caller decides what to do.
+ */
+enum status conn_send(struct conn *c, const char *data, size_t len);
+
+/* Stops the watchers, then closes the socket. Safe to call when closed. */
+void conn_close(struct conn *c);
+
+/* Arms the timer to fire once after seconds; seconds <= 0 stops it. */
+void conn_set_timer(struct conn *c, double seconds);
+
+/* Whether an IPv6 address is written in text (contains a colon). */
+bool conn_ip_is_v6(const char *ip);
+
+#endif
