@@ -17,95 +17,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "claims.h"
 #include "clock.h"
-#include "codec.h"
-#include "conn.h"
-#include "keys.h"
 #include "log.h"
-#include "ratelimit.h"
-#include "redis_conn.h"
-#include "results.h"
-#include "smtp_session.h"
+#include "verdicts.h"
+#include "worker_internal.h"
 #include "xalloc.h"
-
-/* XREADGROUP BLOCK time; the connection's command timeout exceeds it. */
-#define READ_BLOCK_MS 1000
-/* Stream entry ids are two 64-bit numbers: "18446744073709551615-...". */
-#define ENTRY_ID_MAX 48
-/* A failed results write is tried this many times, then left pending for
- * another worker to take over. */
-#define WRITE_TRIES 5
-#define WRITE_RETRY_S 2.0
-#define TOKEN_MAX 320
-
-enum slot_state {
-    SLOT_FREE,
-    SLOT_ASKING,  /* ratelimit_take() in flight */
-    SLOT_WAITING, /* limit denied; timer before asking again */
-    SLOT_PROBING, /* SMTP session running */
-    SLOT_WRITING, /* results script in flight */
-    SLOT_RETRYING /* timer before writing the results again */
-};
-
-struct worker;
-
-struct slot {
-    struct worker *w;
-    size_t index;
-    unsigned gen; /* bumped each time the slot is freed */
-    enum slot_state state;
-    char entry[ENTRY_ID_MAX];
-    struct probe_item item;
-    struct smtp_session *sess;
-    struct smtp_transport transport;
-    struct conn conn;
-    ev_timer timer;         /* WAITING and RETRYING delays */
-    char token[TOKEN_MAX];  /* ratelimit lease name */
-    const char *limit_host; /* host of the held lease, NULL when none */
-    int64_t started_ms;     /* wall ms when the session started */
-    int write_tries;
-    bool no_requeue; /* requeue encoding failed: answer every job */
-};
-
-struct worker {
-    struct ev_loop *loop;
-    const struct config *cfg;
-    char *id; /* owned copy */
-    struct keys keys;
-    struct redis_conn *rd;  /* blocking reads only */
-    struct redis_conn *cmd; /* everything else */
-    struct ratelimit rl;
-    struct smtp_session_config scfg;
-    struct slot *slots;
-    size_t n_slots;
-    size_t n_busy;
-    bool reading;
-    bool read_own_pending; /* the first read resumes our pending items */
-    bool group_ready;      /* the workers group exists (we created it) */
-    bool stopping;
-    bool closing; /* worker_free() runs: drop every answer */
-    ev_timer read_retry;
-    ev_timer claim_timer;
-    ev_timer refresh_timer;
-    char **sources;
-    size_t n_sources;
-    size_t source_next;
-    uint64_t rng;
-    unsigned long long seq;
-};
-
-/* Routes a Redis answer back to the slot it was meant for. */
-struct ticket {
-    struct worker *w;
-    size_t index;
-    unsigned gen;
-};
 
 static void read_more(struct worker *w);
 static void create_group(struct worker *w);
 static void schedule_read_retry(struct worker *w);
 static void slot_ask_limit(struct slot *sl);
-static void slot_write(struct slot *sl);
 
 /* ---- small helpers ---- */
 
@@ -119,8 +41,8 @@ worker_random(struct worker *w)
     return w->rng;
 }
 
-static struct ticket *
-ticket_new(struct slot *sl)
+struct ticket *
+worker_ticket_new(struct slot *sl)
 {
     struct ticket *t = xmalloc(sizeof *t);
 
@@ -131,8 +53,8 @@ ticket_new(struct slot *sl)
 }
 
 /* Returns the slot of t, or NULL when the slot moved on; frees t. */
-static struct slot *
-ticket_take(struct ticket *t)
+struct slot *
+worker_ticket_take(struct ticket *t)
 {
     struct slot *sl = &t->w->slots[t->index];
     bool current = sl->gen == t->gen && !t->w->closing;
@@ -141,14 +63,14 @@ ticket_take(struct ticket *t)
     return current ? sl : NULL;
 }
 
-static bool
-reply_is_error(const redisReply *r)
+bool
+worker_reply_is_error(const redisReply *r)
 {
     return r == NULL || r->type == REDIS_REPLY_ERROR;
 }
 
-static const char *
-reply_error(const redisReply *r)
+const char *
+worker_reply_error(const redisReply *r)
 {
     if (r == NULL)
         return "no reply";
@@ -165,8 +87,8 @@ find_free_slot(struct worker *w)
     return NULL;
 }
 
-static bool
-entry_running(const struct worker *w, const char *id)
+bool
+worker_entry_running(const struct worker *w, const char *id)
 {
     for (size_t i = 0; i < w->n_slots; i++) {
         if (w->slots[i].state != SLOT_FREE &&
@@ -209,8 +131,8 @@ release_limit(struct slot *sl)
 
 /* Frees everything the slot holds. Its Redis entry stays as it is: acked
  * when the results were written, else pending for a takeover. */
-static void
-slot_free(struct slot *sl)
+void
+worker_slot_free(struct slot *sl)
 {
     struct worker *w = sl->w;
 
@@ -244,7 +166,7 @@ slot_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     if (sl->state == SLOT_WAITING)
         slot_ask_limit(sl);
     else if (sl->state == SLOT_RETRYING)
-        slot_write(sl);
+        verdicts_write(sl);
 }
 
 /* ---- transport: conn events into the session ---- */
@@ -329,320 +251,6 @@ static const struct conn_handlers slot_conn_handlers = {
     .on_timeout = c_timeout,
 };
 
-/* ---- results ---- */
-
-static enum tristate
-slot_catch_all(const struct slot *sl)
-{
-    if (sl->item.catch_all != TRI_UNKNOWN)
-        return sl->item.catch_all;
-    if (smtp_session_tested_catch_all(sl->sess))
-        return smtp_session_catch_all(sl->sess);
-    return TRI_UNKNOWN;
-}
-
-/* Whether job i gets another attempt later instead of a result now: a
- * temporary answer (greylisting, 4xx) with attempts left in the schedule. */
-static bool
-job_requeued(const struct slot *sl, size_t i)
-{
-    const struct smtp_outcome *o = smtp_session_outcome(sl->sess, i);
-    int attempts_made = sl->item.jobs[i].attempts + 1;
-
-    return o->cls.retry && !sl->no_requeue &&
-           (size_t)attempts_made <= sl->w->cfg->n_retry_delays;
-}
-
-static int64_t
-job_first_ms(const struct slot *sl, size_t i)
-{
-    int64_t first = sl->item.jobs[i].first_probe_ms;
-
-    return first > 0 ? first : sl->started_ms;
-}
-
-static void
-fill_result(const struct slot *sl, size_t i, int64_t now, struct result *r)
-{
-    const struct job *job = &sl->item.jobs[i];
-    const struct smtp_outcome *o = smtp_session_outcome(sl->sess, i);
-
-    memset(r, 0, sizeof *r);
-    r->id = job->id;
-    r->email = job->email;
-    r->address = job->address;
-    r->status = o->cls.status;
-    r->reason = o->cls.reason;
-    r->catch_all = slot_catch_all(sl);
-    r->has_smtp = o->has_smtp;
-    r->smtp = o->smtp;
-    r->mx = o->mx != NULL ? xstrdup(o->mx) : NULL;
-    r->mx_ip = o->ip != NULL ? xstrdup(o->ip) : NULL;
-    r->attempts = job->attempts + 1;
-    r->checked_at = now;
-    r->duration_ms = now - job_first_ms(sl, i);
-    if (r->duration_ms < 0)
-        r->duration_ms = 0;
-    r->worker = sl->w->id;
-}
-
-/* Encodes the jobs to try again as a new probe item into sb; returns the
- * wall ms when it is due. */
-static int64_t
-encode_requeue(const struct slot *sl, msgpack_sbuffer *sb)
-{
-    const struct probe_item *item = &sl->item;
-    struct probe_item again = *item;
-    struct job *jobs = xcalloc(item->n_jobs, sizeof *jobs);
-    int64_t due = 0;
-
-    again.n_jobs = 0;
-    again.catchall_local = NULL;
-    again.catch_all = slot_catch_all(sl);
-    again.attempt = item->attempt + 1;
-    for (size_t i = 0; i < item->n_jobs; i++) {
-        struct job *j;
-        int64_t job_due;
-
-        if (!job_requeued(sl, i))
-            continue;
-        j = &jobs[again.n_jobs++];
-        *j = item->jobs[i]; /* shallow: the strings stay the item's */
-        j->attempts = item->jobs[i].attempts + 1;
-        j->first_probe_ms = job_first_ms(sl, i);
-        job_due = j->first_probe_ms +
-                  (int64_t)sl->w->cfg->retry_delays[j->attempts - 1] * 1000;
-        if (due == 0 || job_due < due)
-            due = job_due;
-    }
-    again.jobs = jobs;
-    if (codec_encode_probe(&again, sb) != ST_OK)
-        due = -1;
-    free(jobs);
-    return due;
-}
-
-static void
-log_job(const struct slot *sl, size_t i, bool requeued)
-{
-    const struct job *job = &sl->item.jobs[i];
-    const struct smtp_outcome *o = smtp_session_outcome(sl->sess, i);
-    struct log_ctx ctx = {
-        .job = job->id,
-        .domain = sl->item.domain,
-        .mx = o->mx,
-        .ip = o->ip,
-    };
-
-    log_info(&ctx, "ev=%s status=%s reason=%s code=%d esc=%s attempts=%d",
-             requeued ? "job_requeued" : "job_done",
-             verdict_status_str(o->cls.status),
-             verdict_reason_str(o->cls.reason), o->smtp.code,
-             o->smtp.enhanced[0] != '\0' ? o->smtp.enhanced : "-",
-             job->attempts + 1);
-}
-
-/*
- * Schedules another try of the results write, or gives up after
- * WRITE_TRIES: the probe entry then stays pending, and a worker takes it
- * over after claim_idle and probes again.
- */
-static void
-slot_retry_write(struct slot *sl, const char *why)
-{
-    if (sl->write_tries >= WRITE_TRIES) {
-        struct log_ctx ctx = {.job = sl->entry, .domain = sl->item.domain};
-
-        log_error(&ctx,
-                  "ev=results_not_written st=%s tries=%d "
-                  "next=takeover_after_claim_idle",
-                  why, sl->write_tries);
-        slot_free(sl);
-        return;
-    }
-    sl->state = SLOT_RETRYING;
-    ev_timer_set(&sl->timer, WRITE_RETRY_S, 0.);
-    ev_timer_start(sl->w->loop, &sl->timer);
-}
-
-static void
-on_results_written(struct redis_conn *rc, redisReply *reply, void *arg)
-{
-    struct slot *sl = ticket_take(arg);
-
-    (void)rc;
-    if (sl == NULL || sl->state != SLOT_WRITING)
-        return;
-    if (reply_is_error(reply)) {
-        struct log_ctx ctx = {.job = sl->entry, .domain = sl->item.domain};
-
-        log_warn(&ctx,
-                 "ev=results_write_failed st=eredis err=%.200s "
-                 "try=%d",
-                 reply_error(reply), sl->write_tries);
-        slot_retry_write(sl, "eredis");
-        return;
-    }
-    for (size_t i = 0; i < sl->item.n_jobs; i++)
-        log_job(sl, i, job_requeued(sl, i));
-    slot_free(sl);
-}
-
-/*
- * Writes the catch-all decision into the domain hash and publishes it, in
- * one script so the hash and the message agree. Held jobs of the domain
- * wait for this message, so it goes out even when the answer is unknown.
- */
-static const char catch_all_script[] =
-    "redis.call('HSET', KEYS[1], 'catch_all', ARGV[1], 'checked_at', "
-    "ARGV[2])\n"
-    "redis.call('HDEL', KEYS[1], 'catchall_pending')\n"
-    "if redis.call('TTL', KEYS[1]) < 0 then\n"
-    "  redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
-    "end\n"
-    "redis.call('PUBLISH', KEYS[2], ARGV[4])\n"
-    "return 1\n";
-
-static void
-pack_catch_all_message(const char *domain, enum tristate flag, int64_t now,
-                       msgpack_sbuffer *sb)
-{
-    msgpack_packer pk;
-    size_t len = strlen(domain);
-
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    msgpack_pack_str(&pk, 6);
-    msgpack_pack_str_body(&pk, "domain", 6);
-    msgpack_pack_str(&pk, len);
-    msgpack_pack_str_body(&pk, domain, len);
-    msgpack_pack_str(&pk, 9);
-    msgpack_pack_str_body(&pk, "catch_all", 9);
-    if (flag == TRI_YES)
-        msgpack_pack_true(&pk);
-    else if (flag == TRI_NO)
-        msgpack_pack_false(&pk);
-    else
-        msgpack_pack_nil(&pk);
-    msgpack_pack_str(&pk, 10);
-    msgpack_pack_str_body(&pk, "checked_at", 10);
-    msgpack_pack_int64(&pk, now);
-}
-
-static void
-publish_catch_all(struct slot *sl, int64_t now)
-{
-    struct worker *w = sl->w;
-    enum tristate flag = smtp_session_catch_all(sl->sess);
-    const char *value = flag == TRI_YES  ? "1"
-                        : flag == TRI_NO ? "0"
-                                         : "unknown";
-    char hash[KEYS_NAME_MAX];
-    char channel[KEYS_NAME_MAX];
-    struct redis_args a;
-    msgpack_sbuffer sb;
-    struct log_ctx ctx = {.job = sl->entry, .domain = sl->item.domain};
-
-    keys_name(&w->keys, KEY_DOMAIN, sl->item.domain, hash, sizeof hash);
-    keys_name(&w->keys, KEY_CATCHALL, NULL, channel, sizeof channel);
-    msgpack_sbuffer_init(&sb);
-    pack_catch_all_message(sl->item.domain, flag, now, &sb);
-    redis_args_init(&a);
-    redis_args_add_str(&a, "EVAL");
-    redis_args_add_str(&a, catch_all_script);
-    redis_args_add_str(&a, "2");
-    redis_args_add_str(&a, hash);
-    redis_args_add_str(&a, channel);
-    redis_args_add_str(&a, value);
-    redis_args_add_int(&a, (long long)now);
-    redis_args_add_int(&a, w->cfg->domain_ttl);
-    redis_args_add(&a, sb.data, sb.size);
-    if (redis_conn_command_args(w->cmd, NULL, NULL, &a) != ST_OK)
-        log_warn(&ctx, "ev=catch_all_publish_failed st=eredis");
-    else
-        log_info(&ctx, "ev=catch_all_decided catch_all=%s", value);
-    redis_args_fini(&a);
-    msgpack_sbuffer_destroy(&sb);
-}
-
-/* Encodes the jobs to retry into sb. Returns false when there are none;
- * an encoding failure turns retries off, so every job gets its result. */
-static bool
-prepare_requeue(struct slot *sl, msgpack_sbuffer *sb, int64_t *due)
-{
-    bool any = false;
-
-    for (size_t i = 0; i < sl->item.n_jobs && !any; i++)
-        any = job_requeued(sl, i);
-    if (!any)
-        return false;
-    *due = encode_requeue(sl, sb);
-    if (*due >= 0)
-        return true;
-    log_error(NULL, "ev=requeue_encode_failed st=eproto entry=%s", sl->entry);
-    sl->no_requeue = true;
-    return false;
-}
-
-static void
-free_results(struct result *res, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(res[i].mx);
-        free(res[i].mx_ip);
-    }
-    free(res);
-}
-
-/* Sends the results of the finished session, acking the probe entry in
- * the same script; jobs to try later go to the delayed set there too. */
-static void
-slot_write(struct slot *sl)
-{
-    struct worker *w = sl->w;
-    size_t n = sl->item.n_jobs;
-    struct job *jobs = xcalloc(n + 1, sizeof *jobs);
-    struct result *res = xcalloc(n + 1, sizeof *res);
-    const char *ack[1] = {sl->entry};
-    struct results_write wr = {0};
-    msgpack_sbuffer sb;
-    int64_t now = clock_wall_ms();
-    struct ticket *ticket;
-    enum status st;
-
-    msgpack_sbuffer_init(&sb);
-    if (prepare_requeue(sl, &sb, &wr.requeue_due_ms)) {
-        wr.requeue = sb.data;
-        wr.requeue_len = sb.size;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (job_requeued(sl, i))
-            continue;
-        jobs[wr.n] = sl->item.jobs[i];
-        fill_result(sl, i, now, &res[wr.n]);
-        wr.n++;
-    }
-    wr.jobs = jobs;
-    wr.results = res;
-    wr.ack_stream = KEY_PROBES;
-    wr.ack_group = KEYS_GROUP_WORKERS;
-    wr.ack_ids = ack;
-    wr.n_ack = 1;
-    wr.result_ttl = w->cfg->result_ttl;
-
-    sl->write_tries++;
-    sl->state = SLOT_WRITING;
-    ticket = ticket_new(sl);
-    st = results_write(w->cmd, &w->keys, &wr, on_results_written, ticket);
-    if (st != ST_OK)
-        free(ticket);
-    free_results(res, wr.n);
-    free(jobs);
-    msgpack_sbuffer_destroy(&sb);
-    if (st != ST_OK)
-        slot_retry_write(sl, status_str(st));
-}
-
 /* ---- running an item ---- */
 
 static void
@@ -655,8 +263,8 @@ slot_on_session_done(struct smtp_session *s, void *arg)
      * written, from the Redis callback. */
     release_limit(sl);
     if (smtp_session_tested_catch_all(sl->sess))
-        publish_catch_all(sl, clock_wall_ms());
-    slot_write(sl);
+        verdicts_publish_catch_all(sl, clock_wall_ms());
+    verdicts_write(sl);
 }
 
 static void
@@ -691,14 +299,14 @@ slot_wait(struct slot *sl)
 static void
 on_limit_answer(void *arg, enum ratelimit_answer answer)
 {
-    struct slot *sl = ticket_take(arg);
+    struct slot *sl = worker_ticket_take(arg);
 
     if (sl == NULL || sl->state != SLOT_ASKING)
         return;
     if (answer == RL_GRANTED)
         sl->limit_host = sl->item.mx[0].name;
     if (sl->w->stopping) {
-        slot_free(sl);
+        worker_slot_free(sl);
         return;
     }
     if (answer == RL_GRANTED) {
@@ -727,75 +335,12 @@ slot_ask_limit(struct slot *sl)
     sl->state = SLOT_ASKING;
     if (snprintf(sl->token, sizeof sl->token, "%s:%llu", w->id, ++w->seq) < 0)
         sl->token[0] = '\0';
-    t = ticket_new(sl);
+    t = worker_ticket_new(sl);
     if (ratelimit_take(&w->rl, sl->item.mx[0].name, sl->token, clock_wall_ms(),
                        on_limit_answer, t) != ST_OK) {
         free(t);
         slot_wait(sl);
     }
-}
-
-/* ---- dead letters ---- */
-
-/* Moves an entry that cannot be worked on to the dead stream and acks it,
- * both inside one MULTI. */
-static void
-dead_letter(struct worker *w, const char *id, const char *data, size_t len,
-            const char *why)
-{
-    char dead[KEYS_NAME_MAX];
-    char probes[KEYS_NAME_MAX];
-
-    keys_name(&w->keys, KEY_DEAD, NULL, dead, sizeof dead);
-    keys_name(&w->keys, KEY_PROBES, NULL, probes, sizeof probes);
-    log_error(NULL, "ev=dead_letter entry=%s why=%s", id, why);
-    if (redis_conn_commandf(w->cmd, NULL, NULL, "MULTI") != ST_OK)
-        return;
-    redis_conn_commandf(w->cmd, NULL, NULL,
-                        "XADD %s * item %b why %s "
-                        "entry %s",
-                        dead, data, len, why, id);
-    redis_conn_commandf(w->cmd, NULL, NULL, "XACK %s %s %s", probes,
-                        KEYS_GROUP_WORKERS, id);
-    redis_conn_commandf(w->cmd, NULL, NULL, "EXEC");
-}
-
-/* Answers every job of an item delivered too often with
- * unknown/temporary_failure, acking it, and keeps a copy as a dead
- * letter. */
-static void
-answer_exhausted(struct worker *w, const char *id, struct probe_item *item)
-{
-    struct result *res = xcalloc(item->n_jobs + 1, sizeof *res);
-    const char *ack[1] = {id};
-    struct results_write wr = {0};
-    int64_t now = clock_wall_ms();
-
-    for (size_t i = 0; i < item->n_jobs; i++) {
-        struct result *r = &res[i];
-
-        r->id = item->jobs[i].id;
-        r->email = item->jobs[i].email;
-        r->address = item->jobs[i].address;
-        r->status = VS_UNKNOWN;
-        r->reason = VR_TEMPORARY_FAILURE;
-        r->catch_all = item->catch_all;
-        r->attempts = item->jobs[i].attempts;
-        r->checked_at = now;
-        r->duration_ms = item->first_ms > 0 ? now - item->first_ms : 0;
-        r->worker = w->id;
-    }
-    wr.jobs = item->jobs;
-    wr.results = res;
-    wr.n = item->n_jobs;
-    wr.ack_stream = KEY_PROBES;
-    wr.ack_group = KEYS_GROUP_WORKERS;
-    wr.ack_ids = ack;
-    wr.n_ack = 1;
-    wr.result_ttl = w->cfg->result_ttl;
-    if (results_write(w->cmd, &w->keys, &wr, NULL, NULL) != ST_OK)
-        log_warn(NULL, "ev=results_write_failed st=eredis entry=%s", id);
-    free(res);
 }
 
 /* ---- taking entries ---- */
@@ -819,8 +364,9 @@ entry_field(const redisReply *fields, const char *name)
  * deliveries times (0 when not known). Returns false when no slot is free,
  * in which case the entry stays pending for a later takeover.
  */
-static bool
-take_entry(struct worker *w, const redisReply *entry, long long deliveries)
+bool
+worker_take_entry(struct worker *w, const redisReply *entry,
+                  long long deliveries)
 {
     const redisReply *id;
     const redisReply *blob;
@@ -831,22 +377,22 @@ take_entry(struct worker *w, const redisReply *entry, long long deliveries)
         entry->element[0]->type != REDIS_REPLY_STRING)
         return true;
     id = entry->element[0];
-    if (id->len >= ENTRY_ID_MAX || entry_running(w, id->str))
+    if (id->len >= ENTRY_ID_MAX || worker_entry_running(w, id->str))
         return true;
     blob = entry_field(entry->element[1], "item");
     if (blob == NULL || blob->type != REDIS_REPLY_STRING) {
         /* Deleted from the stream or not ours: nothing to probe. */
-        dead_letter(w, id->str, "", 0, "no_item_field");
+        claims_dead_letter(w, id->str, "", 0, "no_item_field");
         return true;
     }
     memset(&item, 0, sizeof item);
     if (codec_decode_probe(blob->str, blob->len, &item) != ST_OK) {
-        dead_letter(w, id->str, blob->str, blob->len, "undecodable");
+        claims_dead_letter(w, id->str, blob->str, blob->len, "undecodable");
         return true;
     }
     if (w->cfg->max_deliveries > 0 && deliveries > w->cfg->max_deliveries) {
-        answer_exhausted(w, id->str, &item);
-        dead_letter(w, id->str, blob->str, blob->len, "max_deliveries");
+        claims_answer_exhausted(w, id->str, &item);
+        claims_dead_letter(w, id->str, blob->str, blob->len, "max_deliveries");
         codec_probe_fini(&item);
         return true;
     }
@@ -879,7 +425,7 @@ take_read_reply(struct worker *w, const redisReply *reply)
         if (entries->type != REDIS_REPLY_ARRAY)
             continue;
         for (size_t i = 0; i < entries->elements; i++)
-            take_entry(w, entries->element[i], 0);
+            worker_take_entry(w, entries->element[i], 0);
     }
 }
 
@@ -892,14 +438,14 @@ on_read(struct redis_conn *rc, redisReply *reply, void *arg)
     w->reading = false;
     if (w->closing)
         return;
-    if (reply_is_error(reply)) {
+    if (worker_reply_is_error(reply)) {
         if (reply != NULL && strncmp(reply->str, "NOGROUP", 7) == 0) {
             /* The stream was deleted: create the group again. */
             w->group_ready = false;
             create_group(w);
         } else if (reply != NULL) {
             log_warn(NULL, "ev=read_failed st=eredis err=%.200s",
-                     reply_error(reply));
+                     worker_reply_error(reply));
         }
         schedule_read_retry(w);
         return;
@@ -959,179 +505,6 @@ on_read_retry(struct ev_loop *loop, ev_timer *t, int revents)
         create_group(w);
     else
         read_more(w);
-}
-
-/* ---- takeover of idle entries and claim refresh ---- */
-
-/* The entries an XPENDING reply listed, with their delivery counts. */
-struct claim_request {
-    struct worker *w;
-    size_t n;
-    char (*ids)[ENTRY_ID_MAX];
-    long long *deliveries;
-};
-
-static void
-claim_request_free(struct claim_request *cr)
-{
-    free(cr->ids);
-    free(cr->deliveries);
-    free(cr);
-}
-
-static long long
-claimed_deliveries(const struct claim_request *cr, const char *id)
-{
-    for (size_t i = 0; i < cr->n; i++) {
-        if (strcmp(cr->ids[i], id) == 0)
-            return cr->deliveries[i] + 1; /* XCLAIM counted one more */
-    }
-    return 0;
-}
-
-static void
-on_claimed(struct redis_conn *rc, redisReply *reply, void *arg)
-{
-    struct claim_request *cr = arg;
-    struct worker *w = cr->w;
-
-    (void)rc;
-    if (w->closing || reply_is_error(reply) ||
-        reply->type != REDIS_REPLY_ARRAY) {
-        if (!w->closing)
-            log_warn(NULL, "ev=claim_failed st=eredis err=%.200s",
-                     reply_error(reply));
-        claim_request_free(cr);
-        return;
-    }
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *e = reply->element[i];
-        long long n;
-
-        if (e->type != REDIS_REPLY_ARRAY || e->elements == 0 ||
-            e->element[0]->type != REDIS_REPLY_STRING)
-            continue;
-        n = claimed_deliveries(cr, e->element[0]->str);
-        log_info(NULL, "ev=entry_taken_over entry=%s deliveries=%lld",
-                 e->element[0]->str, n);
-        take_entry(w, e, n);
-    }
-    claim_request_free(cr);
-}
-
-/* Collects [id, consumer, idle, deliveries] rows not running here. */
-static struct claim_request *
-claim_request_from(struct worker *w, const redisReply *reply)
-{
-    struct claim_request *cr = xcalloc(1, sizeof *cr);
-
-    cr->w = w;
-    cr->ids = xcalloc(reply->elements + 1, sizeof *cr->ids);
-    cr->deliveries = xcalloc(reply->elements + 1, sizeof *cr->deliveries);
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *row = reply->element[i];
-
-        if (row->type != REDIS_REPLY_ARRAY || row->elements < 4 ||
-            row->element[0]->type != REDIS_REPLY_STRING ||
-            row->element[0]->len >= ENTRY_ID_MAX ||
-            entry_running(w, row->element[0]->str))
-            continue;
-        memcpy(cr->ids[cr->n], row->element[0]->str, row->element[0]->len + 1);
-        cr->deliveries[cr->n] = row->element[3]->type == REDIS_REPLY_INTEGER
-                                    ? row->element[3]->integer
-                                    : 0;
-        cr->n++;
-    }
-    return cr;
-}
-
-static void
-on_pending(struct redis_conn *rc, redisReply *reply, void *arg)
-{
-    struct worker *w = arg;
-    struct claim_request *cr;
-    struct redis_args a;
-    char probes[KEYS_NAME_MAX];
-
-    (void)rc;
-    if (w->closing || w->stopping || reply_is_error(reply) ||
-        reply->type != REDIS_REPLY_ARRAY)
-        return;
-    cr = claim_request_from(w, reply);
-    if (cr->n == 0) {
-        claim_request_free(cr);
-        return;
-    }
-    keys_name(&w->keys, KEY_PROBES, NULL, probes, sizeof probes);
-    redis_args_init(&a);
-    redis_args_add_str(&a, "XCLAIM");
-    redis_args_add_str(&a, probes);
-    redis_args_add_str(&a, KEYS_GROUP_WORKERS);
-    redis_args_add_str(&a, w->id);
-    /* The same idle bound again: an entry its owner refreshed in the
-     * meantime is left alone. */
-    redis_args_add_int(&a, (long long)(w->cfg->claim_idle * 1000));
-    for (size_t i = 0; i < cr->n; i++)
-        redis_args_add_str(&a, cr->ids[i]);
-    if (redis_conn_command_args(w->cmd, on_claimed, cr, &a) != ST_OK)
-        claim_request_free(cr);
-    redis_args_fini(&a);
-}
-
-static void
-on_claim_timer(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    struct worker *w = t->data;
-    size_t free_slots = w->n_slots - w->n_busy;
-    char probes[KEYS_NAME_MAX];
-
-    (void)loop;
-    (void)revents;
-    if (w->stopping || free_slots == 0 || !redis_conn_is_ready(w->cmd))
-        return;
-    keys_name(&w->keys, KEY_PROBES, NULL, probes, sizeof probes);
-    redis_conn_commandf(
-        w->cmd, on_pending, w, "XPENDING %s %s IDLE %lld - + %lld", probes,
-        KEYS_GROUP_WORKERS, (long long)(w->cfg->claim_idle * 1000),
-        (long long)free_slots);
-}
-
-/*
- * Resets the idle time of the entries this worker is working on (XCLAIM
- * to itself with JUSTID, which leaves the delivery count alone), so no
- * other worker takes them over, and renews their per-MX leases.
- */
-static void
-on_refresh_timer(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    struct worker *w = t->data;
-    char probes[KEYS_NAME_MAX];
-    struct redis_args a;
-    int64_t now = clock_wall_ms();
-
-    (void)loop;
-    (void)revents;
-    if (w->n_busy == 0 || !redis_conn_is_ready(w->cmd))
-        return;
-    keys_name(&w->keys, KEY_PROBES, NULL, probes, sizeof probes);
-    redis_args_init(&a);
-    redis_args_add_str(&a, "XCLAIM");
-    redis_args_add_str(&a, probes);
-    redis_args_add_str(&a, KEYS_GROUP_WORKERS);
-    redis_args_add_str(&a, w->id);
-    redis_args_add_str(&a, "0");
-    for (size_t i = 0; i < w->n_slots; i++) {
-        struct slot *sl = &w->slots[i];
-
-        if (sl->state == SLOT_FREE)
-            continue;
-        redis_args_add_str(&a, sl->entry);
-        if (sl->limit_host != NULL)
-            ratelimit_renew(&w->rl, sl->limit_host, sl->token, now);
-    }
-    redis_args_add_str(&a, "JUSTID");
-    redis_conn_command_args(w->cmd, NULL, NULL, &a);
-    redis_args_fini(&a);
 }
 
 /* ---- connections ---- */
@@ -1267,10 +640,11 @@ timers_init(struct worker *w)
 
     ev_init(&w->read_retry, on_read_retry);
     w->read_retry.data = w;
-    ev_timer_init(&w->claim_timer, on_claim_timer, claim / 2, claim / 2);
+    ev_timer_init(&w->claim_timer, claims_on_claim_timer, claim / 2, claim / 2);
     w->claim_timer.data = w;
     ev_timer_start(w->loop, &w->claim_timer);
-    ev_timer_init(&w->refresh_timer, on_refresh_timer, claim / 3, claim / 3);
+    ev_timer_init(&w->refresh_timer, claims_on_refresh_timer, claim / 3,
+                  claim / 3);
     w->refresh_timer.data = w;
     ev_timer_start(w->loop, &w->refresh_timer);
 }
@@ -1324,7 +698,7 @@ worker_stop(struct worker *w)
     log_info(NULL, "ev=stopping sessions=%zu", w->n_busy);
     for (size_t i = 0; i < w->n_slots; i++) {
         if (w->slots[i].state == SLOT_WAITING)
-            slot_free(&w->slots[i]);
+            worker_slot_free(&w->slots[i]);
     }
     if (w->n_busy == 0)
         ev_break(w->loop, EVBREAK_ALL);

@@ -158,7 +158,18 @@ check "injected RCPT seen by Postfix" \
 check "sessions seen by Postfix" \
     "$( [ "$(grep -c 'disconnect from' "$LAB_POSTFIX_LOG")" -ge 1 ] && echo yes)" yes
 
-if grep -q "runtime error\|AddressSanitizer" "$LAB_DIR"/*.log; then
+# Both daemons stop cleanly on SIGTERM; under ASan this also runs the leak
+# check, whose report lands in their logs.
+for name in coordinator worker; do
+    pid=$(pgrep -f "mxprobe-$name" -P $$ | head -n 1 || true)
+    [ -n "$pid" ] || { echo "FAIL: mxprobe-$name is not running"; fail=1; continue; }
+    kill -TERM "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    check "exit status of mxprobe-$name after SIGTERM" "$rc" 0
+done
+
+if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" "$LAB_DIR"/*.log; then
     echo "FAIL: a sanitizer reported an error; read $LAB_DIR/*.log"
     fail=1
 fi

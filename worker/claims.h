@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pending probe entries: taking over those left idle by dead workers
+ * (XPENDING + XCLAIM), keeping the claims of this worker's own running
+ * entries fresh, and answering or dead-lettering entries that cannot be
+ * worked on. Starting the work itself is the slot table's job.
+ */
+#ifndef MXPROBE_CLAIMS_H
+#define MXPROBE_CLAIMS_H
+
+#include <stddef.h>
+
+#include "worker_internal.h"
+
+/* Copies entry id (data, the item's bytes, may be empty) to the dead
+ * stream with why, and acks it, in one MULTI. Fire and forget. */
+void claims_dead_letter(struct worker *w, const char *id, const char *data,
+                        size_t len, const char *why);
+
+/* Answers every job of item (entry id) with unknown/temporary_failure and
+ * acks the entry, for items delivered more than max_deliveries times. */
+void claims_answer_exhausted(struct worker *w, const char *id,
+                             struct probe_item *item);
+
+/* Timer callbacks (t->data is the worker): every claim_idle/2, take over
+ * entries idle longer than claim_idle; every claim_idle/3, reset the idle
+ * time of this worker's running entries and renew their per-MX leases. */
+void claims_on_claim_timer(struct ev_loop *loop, ev_timer *t, int revents);
+void claims_on_refresh_timer(struct ev_loop *loop, ev_timer *t, int revents);
+
+#endif
