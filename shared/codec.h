@@ -28,7 +28,7 @@
 
 /* One submitted address on its way through the fleet. Strings are owned. */
 struct job {
-    char *entry;        /* entry id in the jobs stream: the result's dedupe key */
+    char *entry;        /* jobs stream entry id, the dedupe key of its result */
     char *id;           /* the caller's id, or the entry id */
     char *email;        /* as submitted (sanitised to valid UTF-8) */
     char *address;      /* normalized address; NULL when the syntax is bad */

@@ -17,7 +17,7 @@
 #define CONFIG_RETRY_MAX 16
 
 struct config {
-    char *redis;          /* redis://[:password@]host[:port][/db] or unix:/path */
+    char *redis;          /* Redis URL or unix:/path, see config.c */
     char *prefix;         /* key prefix, "mxprobe:" */
     char *dns;            /* "ip[:port],..." or "" for the system's servers */
     char *helo_name;      /* EHLO name; "" means the host name */

@@ -238,6 +238,19 @@ set_text(char *dst, size_t size, const char *text)
         dst[0] = '\0';
 }
 
+/*
+ * Whether a failure without a reply is worth another session later: a
+ * host that could not be reached, went silent or dropped the connection
+ * may well answer in a few minutes (RFC 5321 section 4.5.4.1 has MTAs
+ * retry such failures for days). A protocol error will not go away.
+ */
+static bool
+reason_is_transient(enum verdict_reason reason)
+{
+    return reason == VR_MX_UNREACHABLE || reason == VR_TIMEOUT ||
+           reason == VR_TEMPORARY_FAILURE;
+}
+
 /* Fills o with an outcome that came without a reply (code 0). */
 static void
 plain_outcome(const struct smtp_session *s, enum verdict_reason reason,
@@ -250,7 +263,7 @@ plain_outcome(const struct smtp_session *s, enum verdict_reason reason,
     set_text(o->smtp.text, sizeof o->smtp.text, text);
     o->cls.status = verdict_reason_status(reason);
     o->cls.reason = reason;
-    o->cls.retry = false;
+    o->cls.retry = reason_is_transient(reason);
     o->mx = s->lctx.mx;
     o->ip = s->lctx.ip;
 }

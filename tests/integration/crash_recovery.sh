@@ -109,10 +109,9 @@ submit "no-at-sign" "undeliverable syntax"
 submit "someone@nxdomain.test" "undeliverable domain_not_found"
 
 # Kill w1 once it holds probe items (pending under its name).
-lab_wait_log "$LAB_DIR/worker-w1.log" 'ev=job_done|ev=session' 15 ||
-    lab_wait_log "$LAB_DIR/worker-w1.log" 'mx=' 15 ||
+lab_wait_log "$LAB_DIR/worker-w1.log" 'ev=send line="RCPT' 15 ||
     lab_fail "worker w1 never started a session; read $LAB_DIR/worker-w1.log"
-w1_pending=$(cli XPENDING mxprobe:probes workers - + 1000 w1 | grep -c . || true)
+w1_pending=$(cli XPENDING mxprobe:probes workers - + 1000 w1 | awk 'NR % 4 == 1' | wc -l)
 [ "$w1_pending" -gt 0 ] ||
     lab_fail "w1 held no probe item when it was to be killed: nothing in flight"
 kill -KILL "$W1_PID"
