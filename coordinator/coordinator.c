@@ -326,6 +326,7 @@ coordinator_on_claimed(struct redis_conn *rc, redisReply *reply, void *arg)
             }
             intake_entry(co, e, dead);
         }
+        domains_flush(co);
         log_info(NULL, "ev=claimed entries=%zu", reply->elements);
     }
     free(c);

@@ -26,6 +26,8 @@
 /* Seconds the shutdown waits for writes in flight. */
 #define COORD_STOP_WAIT 5.0
 
+struct domain;
+
 struct coordinator {
     struct ev_loop *loop;
     const struct config *cfg;
@@ -39,6 +41,8 @@ struct coordinator {
     struct dns *dns;
 
     struct strmap domains;       /* domain name -> struct domain */
+    struct domain *dirty;        /* domains with new jobs, sent out by
+                                    domains_flush() after a whole read */
     struct strmap entries;       /* jobs entry ids held in memory */
     size_t writes;               /* dispatch writes awaiting their reply */
 

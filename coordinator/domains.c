@@ -69,6 +69,8 @@ struct domain {
     size_t n_jobs;
     size_t cap_jobs;
     int64_t last_used;          /* wall ms */
+    bool dirty;                 /* on co->dirty, waiting for the flush */
+    struct domain *next_dirty;
 };
 
 /* The fields of a domain hash that matter here, borrowed from the reply. */
@@ -99,6 +101,20 @@ domain_set_state(struct domain *d, enum domain_state next)
     log_debug(&lctx, "ev=state from=%s to=%s jobs=%zu",
               state_names[d->state], state_names[next], d->n_jobs);
     d->state = next;
+}
+
+/*
+ * How long an "unknown" catch-all decision (the random address got a 4xx,
+ * or no answer) is trusted: the first delay of the retry schedule, since
+ * the check failed for the same passing reasons as a probe that is retried
+ * then. DOMAINS_CATCHALL_UNKNOWN_TTL when the schedule is empty.
+ */
+static int64_t
+domain_unknown_ttl_ms(const struct coordinator *co)
+{
+    if (co->cfg->n_retry_delays > 0 && co->cfg->retry_delays[0] > 0)
+        return co->cfg->retry_delays[0] * 1000LL;
+    return DOMAINS_CATCHALL_UNKNOWN_TTL * 1000LL;
 }
 
 static void
@@ -216,7 +232,7 @@ domain_plan(struct domain *d, int64_t now)
         d->check_pending = false;
         d->catch_all_known = true;
         d->catch_all = TRI_UNKNOWN;
-        d->catch_all_until = now + DOMAINS_CATCHALL_UNKNOWN_TTL * 1000LL;
+        d->catch_all_until = now + domain_unknown_ttl_ms(d->co);
         domain_send_items(d, d->n_jobs, NULL, TRI_UNKNOWN);
         return;
     }
@@ -391,11 +407,10 @@ domain_load_catchall(struct domain *d, const struct domain_hash *h,
         d->catch_all = TRI_NO;
         d->catch_all_known = true;
     } else if (h->catch_all != NULL && strcmp(h->catch_all, "unknown") == 0 &&
-               now - h->checked_at < DOMAINS_CATCHALL_UNKNOWN_TTL * 1000LL) {
+               now - h->checked_at < domain_unknown_ttl_ms(d->co)) {
         d->catch_all = TRI_UNKNOWN;
         d->catch_all_known = true;
-        d->catch_all_until = h->checked_at +
-                             DOMAINS_CATCHALL_UNKNOWN_TTL * 1000LL;
+        d->catch_all_until = h->checked_at + domain_unknown_ttl_ms(d->co);
     }
     if (!d->catch_all_known && !d->check_pending &&
         h->catchall_pending > 0 && now - h->catchall_pending < wait_ms) {
@@ -498,7 +513,26 @@ domains_add_job_take(struct coordinator *co, const char *domain,
         domain_load(d);
         return;
     }
-    domain_pump(d);
+    /* Not pumped per job: jobs of one domain read together go out
+     * together, in as few items (SMTP sessions) as batch_size allows. */
+    if (!d->dirty) {
+        d->dirty = true;
+        d->next_dirty = co->dirty;
+        co->dirty = d;
+    }
+}
+
+void
+domains_flush(struct coordinator *co)
+{
+    while (co->dirty != NULL) {
+        struct domain *d = co->dirty;
+
+        co->dirty = d->next_dirty;
+        d->next_dirty = NULL;
+        d->dirty = false;
+        domain_pump(d);
+    }
 }
 
 void
@@ -516,7 +550,7 @@ domains_on_catchall(struct coordinator *co, const char *domain,
               d->n_jobs);
     d->catch_all = flag;
     d->catch_all_known = true;
-    d->catch_all_until = now + DOMAINS_CATCHALL_UNKNOWN_TTL * 1000LL;
+    d->catch_all_until = now + domain_unknown_ttl_ms(d->co);
     d->check_pending = false;
     domain_pump(d);
 }
@@ -570,7 +604,7 @@ domains_poll_catchall(struct coordinator *co)
 static bool
 domain_is_idle(const struct domain *d, int64_t now)
 {
-    return d->state == DOMAIN_ST_READY && d->n_jobs == 0 &&
+    return d->state == DOMAIN_ST_READY && d->n_jobs == 0 && !d->dirty &&
            !d->check_pending && !d->poll_outstanding &&
            now - d->last_used >= DOMAINS_IDLE_TTL * 1000LL;
 }
@@ -582,6 +616,7 @@ domains_tick(struct coordinator *co)
     struct strmap_node *n;
     int64_t now = clock_wall_ms();
 
+    domains_flush(co);
     strmap_iter_init(&co->domains, &it);
     while ((n = strmap_iter_next(&co->domains, &it)) != NULL) {
         struct domain *d = n->value;
@@ -605,6 +640,7 @@ domains_free_all(struct coordinator *co)
     struct strmap_iter it;
     struct strmap_node *n;
 
+    co->dirty = NULL;
     strmap_iter_init(&co->domains, &it);
     while ((n = strmap_iter_next(&co->domains, &it)) != NULL) {
         struct domain *d = n->value;

@@ -18,7 +18,8 @@
 
 /* Seconds a dns_error fact is trusted, so the domain is retried soon. */
 #define DOMAINS_DNS_ERROR_TTL 60
-/* Seconds an "unknown" catch-all decision is trusted before a new check. */
+/* Seconds an "unknown" catch-all decision is trusted before a new check,
+ * when the retry schedule is empty (else its first delay). */
 #define DOMAINS_CATCHALL_UNKNOWN_TTL 300
 /* Seconds an idle domain stays in memory (its facts stay in Redis). */
 #define DOMAINS_IDLE_TTL 60
@@ -29,6 +30,10 @@
  */
 void domains_add_job_take(struct coordinator *co, const char *domain,
                           struct job *job);
+
+/* Sends out (or holds) the jobs that domains_add_job_take() queued on
+ * ready domains; called once a whole read has been taken in. */
+void domains_flush(struct coordinator *co);
 
 /* Applies a published catch-all decision and releases held jobs. */
 void domains_on_catchall(struct coordinator *co, const char *domain,

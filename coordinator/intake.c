@@ -166,4 +166,5 @@ intake_entries(struct coordinator *co, const redisReply *entries)
         return;
     for (size_t i = 0; i < entries->elements; i++)
         intake_entry(co, entries->element[i], 0);
+    domains_flush(co);
 }

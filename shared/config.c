@@ -135,7 +135,12 @@ config_set(struct config *cfg, const struct config_row *row, const char *value,
     }
     errno = 0;
     number = strtod(value, &end);
+    /* strtod also takes leading spaces, hex and exponents; whole numbers
+     * are plain digits only, so "1e3" or " 25" is rejected, not guessed. */
+    bool plain_digits = strspn(value, "0123456789") == strlen(value);
+
     if (errno != 0 || end == value || *end != '\0' || !isfinite(number) ||
+        (row->type == CONFIG_INT && !plain_digits) || value[0] == ' ' ||
         number < row->min || number > row->max ||
         (row->type == CONFIG_INT && number != floor(number))) {
         snprintf(err, errsize,

@@ -36,14 +36,18 @@ static const char results_script[] =
     "      'result', blob)\n"
     "    redis.call('SET', ARGV[o + 6], blob, 'EX', ttl)\n"
     "    local reply, batch = ARGV[o + 7], ARGV[o + 8]\n"
-    "    if reply ~= '' then\n"
-    "      redis.call('RPUSH', reply, blob)\n"
-    "      redis.call('EXPIRE', reply, ttl)\n"
-    "    end\n"
+    /* The batch and reply keys are named by the client, who may have put
+     * a value of another type there. pcall keeps such an error from
+     * aborting the script halfway (Redis does not undo the writes made
+     * before it), which would lose this job's counters and the XACK. */
     "    if batch ~= '' then\n"
-    "      redis.call('HINCRBY', batch, 'done', 1)\n"
-    "      redis.call('HINCRBY', batch, status, 1)\n"
-    "      redis.call('EXPIRE', batch, ttl)\n"
+    "      redis.pcall('HINCRBY', batch, 'done', 1)\n"
+    "      redis.pcall('HINCRBY', batch, status, 1)\n"
+    "      redis.pcall('EXPIRE', batch, ttl)\n"
+    "    end\n"
+    "    if reply ~= '' then\n"
+    "      redis.pcall('RPUSH', reply, blob)\n"
+    "      redis.pcall('EXPIRE', reply, ttl)\n"
     "    end\n"
     "    written = written + 1\n"
     "  end\n"

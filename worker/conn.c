@@ -4,7 +4,9 @@
  * their descriptor is closed, because libev keeps watching a descriptor
  * number that the kernel may hand out again. Errors that happen inside a
  * conn_* call are returned or deferred to the loop, so an owner's handler
- * never runs inside its own call.
+ * never runs inside its own call. Once TLS is on, OpenSSL may need the
+ * socket to be writable in order to read (and the reverse), so both
+ * watchers then run one pump that retries the write and then reads.
  */
 #include "conn.h"
 
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -157,11 +160,19 @@ conn_close(struct conn *c)
     ev_io_stop(c->loop, &c->rio);
     ev_io_stop(c->loop, &c->wio);
     ev_timer_stop(c->loop, &c->defer);
+    /* SSL_free() before close(): the session may still write an alert to
+     * the descriptor. */
+    tls_free(c->tls);
+    c->tls = NULL;
+    c->handshaking = false;
+    c->write_waits = false;
+    c->read_waits = false;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
     c->connecting = false;
     c->out_len = 0;
+    c->gen++;
 }
 
 void
@@ -174,10 +185,48 @@ conn_set_timer(struct conn *c, double seconds)
     ev_timer_start(c->loop, &c->timer);
 }
 
+/* Starts the write watcher when a TLS call waits for a writable socket,
+ * stops it otherwise. The read watcher stays on while TLS is up. */
+static void
+tls_arm_write(struct conn *c)
+{
+    if (c->write_waits || c->read_waits) {
+        if (!ev_is_active(&c->wio)) {
+            ev_io_set(&c->wio, c->fd, EV_WRITE);
+            ev_io_start(c->loop, &c->wio);
+        }
+    } else {
+        ev_io_stop(c->loop, &c->wio);
+    }
+}
+
+/* Writes as much of the output buffer as TLS takes. A write waiting for
+ * input is retried by the read watcher's pump. */
+static enum status
+flush_tls(struct conn *c)
+{
+    enum tls_want want = TLS_WANT_NONE;
+    enum status st = ST_OK;
+    size_t put;
+
+    while (c->out_len > 0) {
+        st = tls_write(c->tls, c->out, c->out_len, &put, &want);
+        if (st != ST_OK)
+            break;
+        memmove(c->out, c->out + put, c->out_len - put);
+        c->out_len -= put;
+    }
+    c->write_waits = st == ST_AGAIN && want == TLS_WANT_WRITE;
+    tls_arm_write(c);
+    return st == ST_AGAIN ? ST_OK : st;
+}
+
 /* Writes as much of the output buffer as the socket takes. */
 static enum status
 flush(struct conn *c)
 {
+    if (c->tls != NULL)
+        return flush_tls(c);
     while (c->out_len > 0) {
         ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
 
@@ -202,7 +251,7 @@ flush(struct conn *c)
 enum status
 conn_send(struct conn *c, const char *data, size_t len)
 {
-    if (c->fd < 0 || c->connecting)
+    if (c->fd < 0 || c->connecting || c->handshaking)
         return ST_ECLOSED;
     if (len > sizeof c->out - c->out_len)
         return ST_EPROTO;
@@ -231,6 +280,121 @@ finish_connect(struct conn *c)
     c->h->on_connected(c->arg);
 }
 
+enum status
+conn_starttls(struct conn *c, struct tls_client *tc, const char *sni)
+{
+    char err[TLS_TEXT_MAX];
+    enum status st;
+
+    if (c->fd < 0 || c->connecting)
+        return ST_ECLOSED;
+    if (c->tls != NULL || c->out_len > 0 || c->h->on_tls_done == NULL)
+        return ST_EINVAL;
+    st = tls_new(tc, c->fd, sni, &c->tls, err, sizeof err);
+    if (st != ST_OK)
+        return st;
+    /* The first step runs from the loop, so on_tls_done never fires
+     * inside this call; a connected socket is writable at once. */
+    c->handshaking = true;
+    ev_io_stop(c->loop, &c->rio);
+    ev_io_set(&c->wio, c->fd, EV_WRITE);
+    ev_io_start(c->loop, &c->wio);
+    return ST_OK;
+}
+
+/* Arms the one watcher a handshake step waits for. */
+static void
+arm_handshake(struct conn *c, enum tls_want want)
+{
+    if (want == TLS_WANT_WRITE) {
+        ev_io_stop(c->loop, &c->rio);
+        if (!ev_is_active(&c->wio)) {
+            ev_io_set(&c->wio, c->fd, EV_WRITE);
+            ev_io_start(c->loop, &c->wio);
+        }
+        return;
+    }
+    ev_io_stop(c->loop, &c->wio);
+    if (!ev_is_active(&c->rio)) {
+        ev_io_set(&c->rio, c->fd, EV_READ);
+        ev_io_start(c->loop, &c->rio);
+    }
+}
+
+static void
+handshake_step(struct conn *c)
+{
+    char info[CONN_TLS_INFO_MAX];
+    enum tls_want want;
+    enum status st;
+
+    st = tls_handshake(c->tls, &want);
+    if (st == ST_AGAIN) {
+        arm_handshake(c, want);
+        return;
+    }
+    if (st != ST_OK) {
+        if (snprintf(info, sizeof info, "%s", tls_error(c->tls)) < 0)
+            info[0] = '\0';
+        conn_close(c);
+        c->h->on_tls_done(c->arg, st, info);
+        return;
+    }
+    c->handshaking = false;
+    tls_describe(c->tls, info, sizeof info);
+    arm_handshake(c, TLS_WANT_READ);
+    c->h->on_tls_done(c->arg, ST_OK, info);
+}
+
+/* Closes the connection after a failed TLS read or write and reports it. */
+static void
+fail_io(struct conn *c, enum status st)
+{
+    int err = st == ST_EIO ? errno : 0;
+
+    conn_close(c);
+    c->h->on_closed(c->arg, st, err);
+}
+
+/*
+ * Runs on either socket event once TLS is up: retries queued output, then
+ * reads. One record may hold more than a chunk, and OpenSSL keeps the rest
+ * decrypted while the socket stays quiet, so reading goes on while
+ * tls_pending() says so; that is at most one record (16 KiB) per event.
+ */
+static void
+tls_pump(struct conn *c)
+{
+    unsigned gen = c->gen;
+    char buf[CONN_READ_CHUNK];
+    enum tls_want want;
+    enum status st;
+    size_t got;
+
+    st = flush(c);
+    if (st != ST_OK) {
+        fail_io(c, st);
+        return;
+    }
+    do {
+        st = tls_read(c->tls, buf, sizeof buf, &got, &want);
+        if (st == ST_AGAIN) {
+            c->read_waits = want == TLS_WANT_WRITE;
+            tls_arm_write(c);
+            return;
+        }
+        if (st != ST_OK) {
+            fail_io(c, st);
+            return;
+        }
+        c->h->on_data(c->arg, buf, got);
+        if (c->gen != gen)
+            return; /* the handler closed or replaced the connection */
+    } while (tls_pending(c->tls));
+    c->read_waits = false;
+    tls_arm_write(c);
+}
+
 static void
 conn_on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -241,6 +405,14 @@ conn_on_write(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     if (c->connecting) {
         finish_connect(c);
+        return;
+    }
+    if (c->handshaking) {
+        handshake_step(c);
+        return;
+    }
+    if (c->tls != NULL) {
+        tls_pump(c);
         return;
     }
     if (flush(c) != ST_OK) {
@@ -260,6 +432,14 @@ conn_on_read(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)loop;
     (void)revents;
+    if (c->handshaking) {
+        handshake_step(c);
+        return;
+    }
+    if (c->tls != NULL) {
+        tls_pump(c);
+        return;
+    }
     n = recv(c->fd, buf, sizeof buf, 0);
     if (n > 0) {
         c->h->on_data(c->arg, buf, (size_t)n);

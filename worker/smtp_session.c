@@ -38,6 +38,7 @@ static const char *const state_names[] = {
     [SMTP_ST_HELO] = "helo",         [SMTP_ST_MAIL] = "mail",
     [SMTP_ST_RCPT] = "rcpt",         [SMTP_ST_RSET] = "rset",
     [SMTP_ST_QUIT] = "quit",         [SMTP_ST_DONE] = "done",
+    [SMTP_ST_STARTTLS] = "starttls", [SMTP_ST_TLS] = "tls",
 };
 
 _Static_assert(sizeof state_names / sizeof state_names[0] == SMTP_ST_NSTATES,
@@ -58,12 +59,19 @@ static const unsigned allowed_next[SMTP_ST_NSTATES] = {
     [SMTP_ST_HELO] =
         ST_ANY_FAIL | STATE_BIT(SMTP_ST_MAIL) | STATE_BIT(SMTP_ST_QUIT),
     [SMTP_ST_MAIL] = ST_ANY_FAIL | STATE_BIT(SMTP_ST_MAIL) |
-                     STATE_BIT(SMTP_ST_RCPT) | STATE_BIT(SMTP_ST_QUIT),
-    [SMTP_ST_RCPT] =
-        ST_ANY_FAIL | STATE_BIT(SMTP_ST_RSET) | STATE_BIT(SMTP_ST_QUIT),
-    [SMTP_ST_RSET] =
-        ST_ANY_FAIL | STATE_BIT(SMTP_ST_MAIL) | STATE_BIT(SMTP_ST_QUIT),
-    [SMTP_ST_QUIT] = STATE_BIT(SMTP_ST_DONE),
+                     STATE_BIT(SMTP_ST_RCPT) | STATE_BIT(SMTP_ST_QUIT) |
+                     STATE_BIT(SMTP_ST_STARTTLS),
+    [SMTP_ST_RCPT] = ST_ANY_FAIL | STATE_BIT(SMTP_ST_RSET) |
+                     STATE_BIT(SMTP_ST_QUIT) | STATE_BIT(SMTP_ST_STARTTLS),
+    [SMTP_ST_RSET] = ST_ANY_FAIL | STATE_BIT(SMTP_ST_MAIL) |
+                     STATE_BIT(SMTP_ST_QUIT) | STATE_BIT(SMTP_ST_STARTTLS),
+    [SMTP_ST_STARTTLS] =
+        ST_ANY_FAIL | STATE_BIT(SMTP_ST_TLS) | STATE_BIT(SMTP_ST_QUIT),
+    /* After the handshake the dialogue starts over with EHLO. */
+    [SMTP_ST_TLS] = ST_ANY_FAIL | STATE_BIT(SMTP_ST_EHLO),
+    /* CONNECTING: a new connection to the same address for the rest,
+     * after a server that limits recipients per connection. */
+    [SMTP_ST_QUIT] = STATE_BIT(SMTP_ST_DONE) | STATE_BIT(SMTP_ST_CONNECTING),
     [SMTP_ST_DONE] = 0,
 };
 
@@ -80,6 +88,7 @@ enum smtp_verb {
     VERB_RCPT,
     VERB_RSET,
     VERB_QUIT,
+    VERB_STARTTLS,
     VERB_NVERBS
 };
 
@@ -96,6 +105,7 @@ static const struct verb_form verb_forms[] = {
     [VERB_RCPT] = {"RCPT TO:<", ">"},
     [VERB_RSET] = {"RSET", ""},
     [VERB_QUIT] = {"QUIT", ""},
+    [VERB_STARTTLS] = {"STARTTLS", ""},
 };
 
 _Static_assert(sizeof verb_forms / sizeof verb_forms[0] == VERB_NVERBS,
@@ -129,6 +139,9 @@ struct smtp_session {
     bool pipelining; /* EHLO advertised PIPELINING (RFC 2920) */
     bool smtputf8;   /* EHLO advertised SMTPUTF8 (RFC 6531) */
     bool use_sender; /* the null sender was refused: use cfg->sender */
+    bool starttls;   /* EHLO advertised STARTTLS (RFC 3207) */
+    bool tls;        /* TLS is on for this connection */
+    bool tls_needed; /* a reply of this RCPT batch asked for STARTTLS */
 
     struct rcpt *rcpts;
     size_t n_rcpts;
@@ -139,6 +152,15 @@ struct smtp_session {
     size_t txn_accepted; /* 2xx RCPT replies in this transaction */
     bool txn_full;       /* "too many recipients": RSET, then go on */
 
+    /* Anti-harvesting servers drop the connection (or send 421) after a
+     * few unknown recipients. Past the first such drop, each connection
+     * sends at most rcpt_cap RCPTs, halved at every further drop, and the
+     * rest go on a new connection to the same address. */
+    size_t conn_sent;    /* RCPTs sent on this connection */
+    size_t conn_replies; /* RCPT replies read on this connection */
+    size_t rcpt_cap;     /* RCPTs per connection; 0 when not limited */
+    bool reconnect;      /* QUIT, then connect to the same address */
+
     char *probe_addr;
     enum tristate catch_all;
 
@@ -148,6 +170,7 @@ struct smtp_session {
 };
 
 static void on_lost(struct smtp_session *s, const char *why);
+static bool any_undecided(const struct smtp_session *s, bool utf8_only);
 
 const char *
 smtp_state_str(enum smtp_state st)
@@ -167,7 +190,11 @@ state_timeout(const struct smtp_session *s, enum smtp_state st)
         return s->cfg->greeting_timeout;
     case SMTP_ST_EHLO:
     case SMTP_ST_HELO:
+    case SMTP_ST_STARTTLS:
         return s->cfg->ehlo_timeout;
+    case SMTP_ST_TLS:
+        /* The handshake sets up the connection, as connect does. */
+        return s->cfg->connect_timeout;
     case SMTP_ST_MAIL:
     case SMTP_ST_RSET:
         return s->cfg->mail_timeout;
@@ -198,6 +225,8 @@ state_stage(enum smtp_state st)
         return SMTP_STAGE_GREETING;
     case SMTP_ST_EHLO:
     case SMTP_ST_HELO:
+    case SMTP_ST_STARTTLS: /* TLS is part of setting up the session */
+    case SMTP_ST_TLS:
         return SMTP_STAGE_EHLO;
     case SMTP_ST_MAIL:
     case SMTP_ST_RSET:
@@ -463,6 +492,12 @@ connect_current(struct smtp_session *s)
     s->awaiting = 0;
     s->pipelining = false;
     s->smtputf8 = false;
+    s->starttls = false;
+    s->tls = false;
+    s->tls_needed = false;
+    s->conn_sent = 0;
+    s->conn_replies = 0;
+    s->reconnect = false;
     smtp_set_state(s, SMTP_ST_CONNECTING);
     s->t.connect(s->t.ctx, mx->ips[s->ip_idx]);
 }
@@ -485,10 +520,81 @@ try_next_address(struct smtp_session *s)
     connect_current(s);
 }
 
+/*
+ * Whether a connection lost among the RCPTs looks like an anti-harvesting
+ * limit: some RCPTs were answered on it, so smaller sessions make
+ * progress. A loss before any answer says nothing of the kind.
+ */
+static bool
+harvest_suspected(const struct smtp_session *s)
+{
+    return s->state == SMTP_ST_RCPT && s->conn_replies > 0 &&
+           any_undecided(s, false);
+}
+
+/*
+ * Connects again to the same address for the undecided addresses, with
+ * at most half the RCPTs this connection carried. The answers already
+ * read stay. Each such connection decided at least one address, so the
+ * reconnects end.
+ */
+static void
+reconnect_smaller(struct smtp_session *s, const char *why)
+{
+    size_t cap = s->conn_sent / 2;
+
+    /* NOTE: the cap lives in this session only; the next item for the
+     * same MX starts uncapped and meets the drop again. The reconnects
+     * take no new per-MX rate token either. */
+    s->rcpt_cap = cap > 0 ? cap : 1;
+    log_warn(&s->lctx,
+             "ev=harvest_limit state=%s why=\"%s\" answered=%zu sent=%zu "
+             "rcpt_cap=%zu",
+             smtp_state_str(s->state), why, s->conn_replies, s->conn_sent,
+             s->rcpt_cap);
+    s->t.close(s->t.ctx);
+    connect_current(s);
+}
+
+/* Ends this connection with QUIT and opens a new one to the same
+ * address for the addresses left, which stay undecided. */
+static void
+quit_to_reconnect(struct smtp_session *s)
+{
+    enum status st;
+
+    log_debug(&s->lctx, "ev=rcpt_cap_reached rcpt_cap=%zu next=reconnect",
+             s->rcpt_cap);
+    s->reconnect = true;
+    smtp_set_state(s, SMTP_ST_QUIT);
+    s->awaiting = 0;
+    st = send_command(s, VERB_QUIT, "");
+    if (st != ST_OK) {
+        s->t.close(s->t.ctx);
+        connect_current(s);
+    }
+}
+
+/* The QUIT exchange is over (reply, close or timeout). */
+static void
+end_quit(struct smtp_session *s)
+{
+    if (!s->reconnect) {
+        finish(s);
+        return;
+    }
+    s->t.close(s->t.ctx);
+    connect_current(s);
+}
+
 /* The connection went away in the middle of the dialogue. */
 static void
 on_lost(struct smtp_session *s, const char *why)
 {
+    if (harvest_suspected(s)) {
+        reconnect_smaller(s, why);
+        return;
+    }
     if (s->state == SMTP_ST_GREETING) {
         fail_plain(s, VR_MX_UNREACHABLE, why);
     } else {
@@ -539,7 +645,11 @@ text_has_phrase(const char *text, const char *phrase)
 
 /*
  * Addresses whose local part needs SMTPUTF8 cannot be sent to a server that
- * does not offer it (RFC 6531 section 3.4), so they are decided here.
+ * does not offer it (RFC 6531 section 3.4), so they are decided here,
+ * unasked. The reason is protocol_error: the dialogue this server offers
+ * cannot carry the address, which says nothing about the mailbox (so not
+ * undeliverable), is no policy against us (not blocked) and does not pass
+ * with time (not temporary_failure, which would be retried in vain).
  */
 static void
 decide_utf8_without_support(struct smtp_session *s)
@@ -549,8 +659,8 @@ decide_utf8_without_support(struct smtp_session *s)
     if (s->smtputf8)
         return;
     plain_outcome(s, VR_PROTOCOL_ERROR,
-                  "the server does not offer SMTPUTF8, which this local "
-                  "part needs",
+                  "not sent: the local part is UTF-8 and the server does "
+                  "not offer SMTPUTF8",
                   &o);
     o.decided = true;
     for (size_t i = 0; i < s->n_rcpts; i++) {
@@ -594,12 +704,26 @@ start_mail(struct smtp_session *s)
         send_failed(s, st);
 }
 
+/* How many RCPTs the next batch may carry: a pipelining batch, or one,
+ * and never past the per-connection cap. */
+static size_t
+rcpt_batch_limit(const struct smtp_session *s)
+{
+    size_t limit = s->pipelining ? RCPT_BATCH_MAX : 1;
+    size_t left;
+
+    if (s->rcpt_cap == 0)
+        return limit;
+    left = s->conn_sent < s->rcpt_cap ? s->rcpt_cap - s->conn_sent : 0;
+    return left < limit ? left : limit;
+}
+
 /* Sends the next batch of RCPT commands; QUIT when every address is
- * decided. */
+ * decided, or a new connection when this one reached its cap. */
 static void
 send_rcpt_batch(struct smtp_session *s)
 {
-    size_t limit = s->pipelining ? RCPT_BATCH_MAX : 1;
+    size_t limit = rcpt_batch_limit(s);
     size_t i = s->rcpt_next;
     enum status st;
 
@@ -614,9 +738,14 @@ send_rcpt_batch(struct smtp_session *s)
             return;
         }
         s->batch[s->batch_n++] = i;
+        s->conn_sent++;
     }
     s->rcpt_next = i;
-    if (s->batch_n == 0)
+    if (s->batch_n > 0)
+        return;
+    if (limit == 0 && any_undecided(s, false))
+        quit_to_reconnect(s);
+    else
         quit(s);
 }
 
@@ -656,10 +785,9 @@ on_ehlo(struct smtp_session *s, const struct smtp_reply *r)
     enum status st;
 
     if (r->code / 100 == 2) {
-        /* NOTE: STARTTLS is never used, so a server that requires TLS
-         * refuses MAIL or RCPT and the address ends unknown. */
         s->pipelining = text_has_token(r->text, "PIPELINING");
         s->smtputf8 = text_has_token(r->text, "SMTPUTF8");
+        s->starttls = text_has_token(r->text, "STARTTLS");
         start_mail(s);
         return;
     }
@@ -707,6 +835,61 @@ on_helo(struct smtp_session *s, const struct smtp_reply *r)
     protocol_error(s, "HELO reply is not 2xx, 4xx or 5xx");
 }
 
+/* Whether r refuses to go on until TLS is on: RFC 3207 uses 530 5.7.0,
+ * and the classifier also knows the usual texts. */
+static bool
+tls_refusal(const struct smtp_session *s, const struct smtp_reply *r)
+{
+    struct classification cls;
+
+    classify_reply(state_stage(s->state), r, &cls);
+    return cls.category == RC_TLS_REQUIRED;
+}
+
+/*
+ * Whether r is a TLS refusal and STARTTLS can still be tried: EHLO offered
+ * it, TLS is not on yet and the transport has TLS. Otherwise the refusal
+ * is an answer like any other, which the classifier makes
+ * unknown/protocol_error.
+ */
+static bool
+tls_required(const struct smtp_session *s, const struct smtp_reply *r)
+{
+    if (s->tls || !s->starttls || s->t.starttls == NULL)
+        return false;
+    return tls_refusal(s, r);
+}
+
+/* Sends STARTTLS. No command follows it before the handshake, because
+ * anything sent behind it would go out in plaintext. */
+static void
+start_tls(struct smtp_session *s)
+{
+    enum status st;
+
+    log_info(&s->lctx, "ev=starttls why=required state=%s",
+             smtp_state_str(s->state));
+    smtp_set_state(s, SMTP_ST_STARTTLS);
+    st = send_command(s, VERB_STARTTLS, "");
+    if (st != ST_OK)
+        send_failed(s, st);
+}
+
+/* RFC 3207 section 4.2: everything learned from the server before TLS
+ * may have been forged, so it is forgotten, and EHLO is sent again. */
+static void
+forget_before_tls(struct smtp_session *s)
+{
+    s->tls = true;
+    s->tls_needed = false;
+    s->starttls = false;
+    s->pipelining = false;
+    s->smtputf8 = false;
+    s->use_sender = false;
+    s->awaiting = 0;
+    smtp_reply_parser_init(&s->parser);
+}
+
 static void
 on_mail(struct smtp_session *s, const struct smtp_reply *r)
 {
@@ -726,8 +909,12 @@ on_mail(struct smtp_session *s, const struct smtp_reply *r)
         try_next_address(s);
         return;
     }
+    if (tls_required(s, r)) {
+        start_tls(s);
+        return;
+    }
     if (cls == 5 && !s->use_sender && s->cfg->sender != NULL &&
-        s->cfg->sender[0] != '\0') {
+        s->cfg->sender[0] != '\0' && !tls_refusal(s, r)) {
         /* Some servers refuse the null sender. A failed MAIL starts no
          * transaction (RFC 5321 section 4.1.1.2), so no RSET is needed. */
         s->use_sender = true;
@@ -789,11 +976,17 @@ on_rcpt(struct smtp_session *s, const struct smtp_reply *r)
     struct rcpt *rc = &s->rcpts[s->batch[s->batch_got++]];
 
     if (r->code == 421) {
+        /* The server is going away (RFC 5321 section 3.8): the rest are
+         * asked of the next address, or later on the retry schedule. */
         fail_reply(s, r);
         try_next_address(s);
         return;
     }
-    if (too_many_recipients(r) && (s->txn_accepted > 0 || s->txn_full)) {
+    s->conn_replies++;
+    if (tls_required(s, r)) {
+        s->tls_needed = true; /* rc stays undecided until TLS is on */
+    } else if (too_many_recipients(r) &&
+               (s->txn_accepted > 0 || s->txn_full)) {
         s->txn_full = true; /* rc stays undecided for the next round */
     } else {
         decide_rcpt(s, rc, r);
@@ -804,7 +997,10 @@ on_rcpt(struct smtp_session *s, const struct smtp_reply *r)
         s->t.set_timer(s->t.ctx, s->cfg->rcpt_timeout);
         return;
     }
-    if (s->txn_full) {
+    /* STARTTLS waits for an RSET too: TLS would discard the transaction
+     * anyway (RFC 3207 section 4.2), and a server may refuse STARTTLS
+     * inside one. */
+    if (s->txn_full || s->tls_needed) {
         enum status st;
 
         smtp_set_state(s, SMTP_ST_RSET);
@@ -817,9 +1013,41 @@ on_rcpt(struct smtp_session *s, const struct smtp_reply *r)
     send_rcpt_batch(s);
 }
 
+/*
+ * RFC 3207: a 2xx (220) reply starts the handshake at once.
+ * Other replies (454 "TLS not available due to temporary reason", 501)
+ * make this host useless for addresses that need TLS, so the next address
+ * is tried and the reply is kept as the failure. It is classified at the
+ * EHLO stage, which says nothing about a mailbox.
+ */
+static void
+on_starttls(struct smtp_session *s, const struct smtp_reply *r)
+{
+    enum status st;
+
+    if (r->code / 100 != 2) {
+        fail_reply(s, r);
+        try_next_address(s);
+        return;
+    }
+    smtp_set_state(s, SMTP_ST_TLS);
+    smtp_reply_parser_init(&s->parser);
+    st = s->t.starttls(s->t.ctx, s->lctx.mx);
+    if (st != ST_OK) {
+        log_warn(&s->lctx, "ev=tls_failed st=%s why=not_started",
+                 status_str(st));
+        fail_plain(s, VR_PROTOCOL_ERROR, "TLS could not be started");
+        try_next_address(s);
+    }
+}
+
 static void
 on_rset(struct smtp_session *s, const struct smtp_reply *r)
 {
+    if (r->code / 100 == 2 && s->tls_needed) {
+        start_tls(s);
+        return;
+    }
     if (r->code / 100 == 2) {
         start_mail(s);
         return;
@@ -865,8 +1093,15 @@ smtp_on_reply(struct smtp_session *s, const struct smtp_reply *r)
     case SMTP_ST_RSET:
         on_rset(s, r);
         break;
+    case SMTP_ST_STARTTLS:
+        on_starttls(s, r);
+        break;
+    case SMTP_ST_TLS:
+        /* smtp_session_on_data() drops input in this state. */
+        protocol_error(s, "reply during the TLS handshake");
+        break;
     case SMTP_ST_QUIT:
-        finish(s);
+        end_quit(s);
         break;
     case SMTP_ST_IDLE:
     case SMTP_ST_CONNECTING:
@@ -1049,6 +1284,15 @@ smtp_session_on_data(struct smtp_session *s, const char *data, size_t len)
      * feed until the bytes are used up or the connection changes. */
     while (len > 0 && s->conn_gen == gen && s->state != SMTP_ST_DONE &&
            s->state != SMTP_ST_CONNECTING) {
+        if (s->state == SMTP_ST_TLS) {
+            /* Bytes after the 220 to STARTTLS came in plaintext, so anyone
+             * on the path could have added them (the client side of the
+             * command injection of CVE-2011-0411): they are dropped. */
+            log_warn(&s->lctx,
+                     "ev=plaintext_dropped octets=%zu after=starttls_reply",
+                     len);
+            return;
+        }
         used = 0;
         st = smtp_reply_feed(&s->parser, data, len, &used, &reply);
         if (st == ST_AGAIN)
@@ -1080,10 +1324,12 @@ smtp_session_on_closed(struct smtp_session *s, enum status st, int err)
     case SMTP_ST_MAIL:
     case SMTP_ST_RCPT:
     case SMTP_ST_RSET:
+    case SMTP_ST_STARTTLS:
+    case SMTP_ST_TLS:
         on_lost(s, "connection closed by the server");
         return;
     case SMTP_ST_QUIT:
-        finish(s);
+        end_quit(s);
         return;
     case SMTP_ST_IDLE:
     case SMTP_ST_DONE:
@@ -1117,13 +1363,22 @@ smtp_session_on_timeout(struct smtp_session *s)
     case SMTP_ST_MAIL:
     case SMTP_ST_RCPT:
     case SMTP_ST_RSET:
+    case SMTP_ST_STARTTLS:
+        /* A tarpit or a stalled server: another host of the domain may
+         * answer in time; when none does, the addresses are retried on
+         * the schedule. */
         log_warn(&s->lctx, "ev=timeout state=%s st=etimedout",
                  smtp_state_str(s->state));
         fail_plain(s, VR_TIMEOUT, "timed out waiting for a reply");
-        finish(s);
+        try_next_address(s);
+        return;
+    case SMTP_ST_TLS:
+        log_warn(&s->lctx, "ev=tls_failed st=etimedout why=handshake");
+        fail_plain(s, VR_TIMEOUT, "timed out in the TLS handshake");
+        try_next_address(s);
         return;
     case SMTP_ST_QUIT:
-        finish(s);
+        end_quit(s);
         return;
     case SMTP_ST_DONE:
         return;
@@ -1133,6 +1388,33 @@ smtp_session_on_timeout(struct smtp_session *s)
     }
     log_crit(&s->lctx, "ev=bad_state state=%d", (int)s->state);
     abort();
+}
+
+void
+smtp_session_on_tls_done(struct smtp_session *s, enum status st,
+                         const char *info)
+{
+    char quoted[LOG_QUOTE_MAX];
+    char text[SMTP_REPLY_TEXT_MAX];
+
+    if (s->state != SMTP_ST_TLS)
+        return;
+    if (st != ST_OK) {
+        log_warn(&s->lctx, "ev=tls_failed st=%s why=%s", status_str(st),
+                 log_quote(quoted, sizeof quoted, info));
+        if (snprintf(text, sizeof text, "TLS handshake failed: %s", info) < 0)
+            text[0] = '\0';
+        fail_plain(s, VR_PROTOCOL_ERROR, text);
+        try_next_address(s);
+        return;
+    }
+    /* info holds key=value pairs whose values tls.c already quoted. */
+    log_debug(&s->lctx, "ev=tls_on %s", info);
+    forget_before_tls(s);
+    smtp_set_state(s, SMTP_ST_EHLO);
+    st = send_command(s, VERB_EHLO, s->cfg->helo_name);
+    if (st != ST_OK)
+        send_failed(s, st);
 }
 
 /* ---- queries ---- */

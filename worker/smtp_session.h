@@ -6,7 +6,10 @@
  * It owns no socket and no timer: it talks to a small transport (connect,
  * send, close, arm a timer) and is fed the transport's events, so tests can
  * drive it byte by byte. It never sends DATA; its command table has no such
- * verb.
+ * verb. When a server rejects MAIL or RCPT until TLS is on and its EHLO
+ * reply offered STARTTLS, the session sends STARTTLS, has the transport run
+ * the handshake and starts over with EHLO (RFC 3207). It never upgrades
+ * unasked, so probes of servers that do not require TLS stay cheap.
  */
 #ifndef MXPROBE_SMTP_SESSION_H
 #define MXPROBE_SMTP_SESSION_H
@@ -28,6 +31,8 @@ enum smtp_state {
     SMTP_ST_MAIL, /* MAIL FROM:<> or, after a refusal, the sender */
     SMTP_ST_RCPT, /* RCPT TO commands, in batches when pipelining */
     SMTP_ST_RSET, /* new transaction after "too many recipients" */
+    SMTP_ST_STARTTLS, /* STARTTLS sent after a "TLS required" refusal */
+    SMTP_ST_TLS,      /* TLS handshake in flight (RFC 3207) */
     SMTP_ST_QUIT,
     SMTP_ST_DONE, /* every address has an outcome; connection closed */
     SMTP_ST_NSTATES
@@ -55,6 +60,12 @@ struct smtp_transport {
     /* Arms the single session timer, replacing the previous deadline;
      * seconds <= 0 stops it. On expiry: smtp_session_on_timeout(). */
     void (*set_timer)(void *ctx, double seconds);
+    /* Starts TLS on the open connection, sending sni (borrowed for the
+     * call) as the server name; anything the server sent before is
+     * dropped. ST_OK: smtp_session_on_tls_done() follows once, unless
+     * close or connect comes first; an error: nothing follows. NULL when
+     * the transport has no TLS, and then STARTTLS is never sent. */
+    enum status (*starttls)(void *ctx, const char *sni);
     void *ctx;
 };
 
@@ -113,6 +124,11 @@ void smtp_session_on_connect_failed(struct smtp_session *s, enum status st,
 void smtp_session_on_data(struct smtp_session *s, const char *data, size_t len);
 void smtp_session_on_closed(struct smtp_session *s, enum status st, int err);
 void smtp_session_on_timeout(struct smtp_session *s);
+/* The TLS handshake ended: st is ST_OK and info describes the session for
+ * the log, or st tells the failure, info says why and the connection is
+ * closed. */
+void smtp_session_on_tls_done(struct smtp_session *s, enum status st,
+                              const char *info);
 
 enum smtp_state smtp_session_state(const struct smtp_session *s);
 

@@ -19,11 +19,7 @@
 #define TLS_TEXT_MAX 256
 
 /* The socket event a call that returned ST_AGAIN waits for. */
-enum tls_want {
-    TLS_WANT_NONE,
-    TLS_WANT_READ,
-    TLS_WANT_WRITE
-};
+enum tls_want { TLS_WANT_NONE, TLS_WANT_READ, TLS_WANT_WRITE };
 
 /* Client settings (an OpenSSL SSL_CTX): TLS 1.2 or later, no certificate
  * verification, no renegotiation. */

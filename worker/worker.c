@@ -203,6 +203,14 @@ t_set_timer(void *ctx, double seconds)
     conn_set_timer(&sl->conn, seconds);
 }
 
+static enum status
+t_starttls(void *ctx, const char *sni)
+{
+    struct slot *sl = ctx;
+
+    return conn_starttls(&sl->conn, sl->w->tls, sni);
+}
+
 static void
 c_connected(void *arg)
 {
@@ -243,12 +251,21 @@ c_timeout(void *arg)
     smtp_session_on_timeout(sl->sess);
 }
 
+static void
+c_tls_done(void *arg, enum status st, const char *info)
+{
+    struct slot *sl = arg;
+
+    smtp_session_on_tls_done(sl->sess, st, info);
+}
+
 static const struct conn_handlers slot_conn_handlers = {
     .on_connected = c_connected,
     .on_connect_failed = c_connect_failed,
     .on_data = c_data,
     .on_closed = c_closed,
     .on_timeout = c_timeout,
+    .on_tls_done = c_tls_done,
 };
 
 /* ---- running an item ---- */
@@ -276,6 +293,7 @@ slot_start_session(struct slot *sl)
     sl->transport.send = t_send;
     sl->transport.close = t_close;
     sl->transport.set_timer = t_set_timer;
+    sl->transport.starttls = t_starttls;
     sl->transport.ctx = sl;
     sl->started_ms = clock_wall_ms();
     sl->state = SLOT_PROBING;
@@ -664,7 +682,8 @@ worker_new(struct ev_loop *loop, const struct config *cfg, const char *id,
     keys_init(&w->keys, cfg->prefix);
     if (config_parse_redis(cfg->redis, &addr, err, errsize) != ST_OK ||
         !parse_sources(w, cfg->source_addrs != NULL ? cfg->source_addrs : "",
-                       err, errsize)) {
+                       err, errsize) ||
+        tls_client_new(&w->tls, err, errsize) != ST_OK) {
         worker_free(w);
         return NULL;
     }
@@ -678,8 +697,10 @@ worker_new(struct ev_loop *loop, const struct config *cfg, const char *id,
     w->rl.keys = &w->keys;
     w->rl.concurrency = cfg->mx_concurrency;
     w->rl.rate = cfg->mx_rate;
-    /* Renewed every claim_idle/3 while the session runs. */
-    w->rl.lease_ms = (int64_t)(cfg->claim_idle * 1000) + 60000;
+    /* Renewed every claim_idle/3 while the session runs, so a lease of
+     * claim_idle survives two missed renewals, and a killed worker's slots
+     * free themselves within claim_idle. */
+    w->rl.lease_ms = (int64_t)(cfg->claim_idle * 1000);
     log_info(NULL, "ev=started sessions=%zu port=%d sources=%zu", w->n_slots,
              cfg->smtp_port, w->n_sources);
     return w;
@@ -731,6 +752,7 @@ worker_free(struct worker *w)
         free(w->sources[i]);
     free(w->sources);
     free(w->slots);
+    tls_client_free(w->tls);
     free(w->id);
     free(w);
 }

@@ -20,6 +20,7 @@
 #include "ratelimit.h"
 #include "redis_conn.h"
 #include "smtp_session.h"
+#include "tls.h"
 
 /* XREADGROUP BLOCK time; the connection's command timeout exceeds it. */
 #define READ_BLOCK_MS 1000
@@ -69,6 +70,7 @@ struct worker {
     struct redis_conn *cmd; /* everything else */
     struct ratelimit rl;
     struct smtp_session_config scfg;
+    struct tls_client *tls; /* STARTTLS settings of every connection */
     struct slot *slots;
     size_t n_slots;
     size_t n_busy;

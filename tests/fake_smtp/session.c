@@ -372,6 +372,19 @@ session_read_data(struct session *s)
     session_reply(s, &cmd, "");
 }
 
+/* Counts the complete lines waiting in the input buffer. */
+static size_t
+session_queued_lines(const struct session *s)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < s->in_len; i++) {
+        if (s->in[i] == '\n')
+            n++;
+    }
+    return n;
+}
+
 static void
 session_command(struct session *s, const char *line, size_t len)
 {
@@ -393,8 +406,11 @@ session_command(struct session *s, const char *line, size_t len)
         arg++;
 
     transcript_quote(quoted, sizeof quoted, line, len);
-    transcript_log(s->env->log_fd, s->conn, "ev=recv verb=%s line=\"%s\"",
-                   vlen > 0 ? verb : "-", quoted);
+    /* queued: complete lines the client sent before this one was
+     * answered, which shows RFC 2920 pipelining in the transcript. */
+    transcript_log(s->env->log_fd, s->conn,
+                   "ev=recv verb=%s line=\"%s\" queued=%zu",
+                   vlen > 0 ? verb : "-", quoted, session_queued_lines(s));
 
     if (strcmp(verb, "MAIL") == 0 || strcmp(verb, "RCPT") == 0) {
         extract_address(arg, addr, sizeof addr);

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Crash safety of the whole fleet: a coordinator and two workers verify 100
-# jobs against a slow MX (every RCPT reply 400 ms late) while the test
-# kills one worker with SIGKILL, kills and restarts the coordinator, and
-# shuts Redis down and starts it again on the same port and folder (AOF
-# on). Then every job must have exactly one result: one entry in the
-# results stream, its result key, its reply list entry, the batch counter
-# at the total, nothing pending in either consumer group, nothing in the
-# delayed set and nothing dead-lettered.
+# SPDX-License-Identifier: MIT
+# Crash safety of the whole fleet. A coordinator and two workers verify 100
+# jobs against a slow MX, whose every RCPT reply comes 400 ms late. Mid-run
+# the test kills one worker with SIGKILL, kills and restarts the
+# coordinator, and shuts Redis down and starts it again on the same port
+# and folder (AOF on). Then every job must have exactly one result: one
+# entry in the results stream, its result key, one entry in its reply list
+# and its count in the batch hash. Nothing may stay pending in either
+# consumer group or in the delayed set, and nothing may be dead-lettered.
 #
 # Usage: crash_recovery.sh BUILD_DIR
 set -euo pipefail
@@ -46,8 +47,8 @@ export MXPROBE_DNS_TIMEOUT=0.5
 export MXPROBE_DNS_TRIES=2
 export MXPROBE_CLAIM_IDLE=2
 export MXPROBE_BATCH_SIZE=5
-# Leases of the killed worker stay for claim_idle + 60 s; a high limit
-# keeps them from holding up the survivor, which is not what this tests.
+# The killed worker's per-MX leases stay for claim_idle + 60 s. A high limit
+# keeps them from stalling the survivor, because this test is about results.
 export MXPROBE_MX_CONCURRENCY=50
 export MXPROBE_MX_RATE=100000
 export MXPROBE_LOG_LEVEL=debug
@@ -103,12 +104,12 @@ start_worker w1
 W1_PID=$WORKER_PID
 start_worker w2
 
-# Round 1: 60 addresses plus answers the coordinator gives itself.
+# Round 1: 60 addresses plus two jobs that the coordinator decides itself.
 submit_round 1 60
 submit "no-at-sign" "undeliverable syntax"
 submit "someone@nxdomain.test" "undeliverable domain_not_found"
 
-# Kill w1 once it holds probe items (pending under its name).
+# Kill w1 once probe items are pending under its name.
 lab_wait_log "$LAB_DIR/worker-w1.log" 'ev=send line="RCPT' 15 ||
     lab_fail "worker w1 never started a session; read $LAB_DIR/worker-w1.log"
 w1_pending=$(cli XPENDING mxprobe:probes workers - + 1000 w1 | awk 'NR % 4 == 1' | wc -l)
@@ -120,14 +121,18 @@ echo "crash_recovery: killed w1 with $w1_pending probe entries pending"
 # Kill the coordinator while jobs wait in it, submit while it is down,
 # then start it again under the same consumer name.
 sleep 0.5
+coord_pending=$(cli XPENDING mxprobe:jobs coordinator | head -n 1)
+[ "$coord_pending" -gt 0 ] ||
+    lab_fail "the coordinator held no job when it was to be killed"
 kill -KILL "$COORD_PID"
+echo "crash_recovery: killed the coordinator with $coord_pending jobs pending"
 wait "$COORD_PID" 2>/dev/null || true
 submit_round 2 20
 sleep 1
 start_coordinator
 
 # Shut Redis down while work is still in flight, then start it on the same
-# port and folder; AOF brings the streams back.
+# port and folder, where AOF brings the streams back.
 sleep 2
 before_shutdown=$(done_count)
 [ "$before_shutdown" -lt "$total" ] ||

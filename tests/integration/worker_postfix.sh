@@ -7,7 +7,8 @@
 # probe entry is acknowledged; the catch-all test address is rejected, so
 # the domain hash says catch_all=0 and the decision is published; a domain
 # whose Postfix accepts every address comes out risky/catch_all; an item
-# whose only address is dead ends as unknown/mx_unreachable; Postfix never
+# whose only address is dead ends as unknown/mx_unreachable (an empty
+# retry schedule, so at once and not on the delayed set); Postfix never
 # saw DATA.
 set -u
 BUILD=${1:-build}
@@ -112,7 +113,7 @@ done
 MXPROBE_REDIS=$LAB_REDIS_URL MXPROBE_SMTP_PORT=$LAB_SMTP_PORT \
 MXPROBE_HELO_NAME=probe.lab.test MXPROBE_SENDER=verify@probe.lab.test \
 MXPROBE_CONNECT_TIMEOUT=3 MXPROBE_LOG_LEVEL=debug \
-MXPROBE_WORKER_ID=worker-test \
+MXPROBE_WORKER_ID=worker-test MXPROBE_RETRY_SCHEDULE= \
     "$WORKER" >"$LAB_DIR/worker.log" 2>&1 &
 WORKER_PID=$!
 lab_track "$WORKER_PID" mxprobe-worker

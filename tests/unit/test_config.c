@@ -59,6 +59,12 @@ test_rejects_bad_values(void)
     CHECK(strstr(err, "retry-schedule") != NULL);
     config_free(&cfg);
 
+    setenv("MXPROBE_SESSIONS", "1e3", 1);
+    CHECK_INT(config_load(&cfg, 1, help, err, sizeof err), ST_ECONFIG);
+    config_free(&cfg);
+    setenv("MXPROBE_SESSIONS", " 25", 1);
+    CHECK_INT(config_load(&cfg, 1, help, err, sizeof err), ST_ECONFIG);
+    config_free(&cfg);
     setenv("MXPROBE_SESSIONS", "many", 1);
     CHECK_INT(config_load(&cfg, 1, help, err, sizeof err), ST_ECONFIG);
     CHECK(strstr(err, "many") != NULL);

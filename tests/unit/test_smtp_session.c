@@ -651,9 +651,103 @@ test_rcpt_timeout(void)
     feed(s, "250 Ok\r\n");
     CHECK(f.timer == test_cfg.rcpt_timeout);
     smtp_session_on_timeout(s);
+    /* A stalled server: the next address is tried before giving up. */
+    CHECK_INT(f.done_calls, 0);
+    CHECK_INT(f.n_connects, 2);
+    smtp_session_on_connected(s);
+    feed(s, "220 hi\r\n250 mx\r\n250 Ok\r\n");
+    smtp_session_on_timeout(s);
     CHECK_INT(f.done_calls, 1);
     check_outcome(s, 0, VS_UNKNOWN, VR_TIMEOUT, 0);
     CHECK_STR(smtp_stage_str(smtp_session_outcome(s, 0)->smtp.stage), "rcpt");
+    /* Worth another session later. */
+    CHECK(smtp_session_outcome(s, 0)->cls.retry);
+    smtp_session_free(s);
+    codec_probe_fini(&item);
+}
+
+/*
+ * An anti-harvesting server drops the connection after two answers: the
+ * answers stay, the rest are asked again on the same address with half
+ * as many RCPTs per connection, and a connection that reached that cap
+ * ends with QUIT before the next one opens.
+ */
+static void
+test_harvest_drop_smaller_sessions(void)
+{
+    const char *addrs[] = {"a@example.test", "b@example.test", "c@example.test",
+                           "d@example.test"};
+    struct probe_item item;
+    struct fake f;
+    struct smtp_session *s;
+
+    item_init(&item, 1, addrs, 4);
+    s = session_new(&item, &f);
+    open_session(s, &f, "250-mx1.example.test\r\n250 PIPELINING\r\n");
+    feed(s, "250 Ok\r\n");
+    EXPECT_SENT(&f, "RCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"
+                    "RCPT TO:<c@example.test>\r\nRCPT TO:<d@example.test>\r\n");
+    feed(s, "550 5.1.1 no\r\n550 5.1.1 no\r\n");
+    smtp_session_on_closed(s, ST_ECLOSED, 0);
+    /* Same address again, not the next one. */
+    CHECK_INT(f.n_connects, 2);
+    CHECK_STR(f.connects[1], "127.0.1.1");
+    smtp_session_on_connected(s);
+    feed(s, "220 hi\r\n250-mx\r\n250 PIPELINING\r\n250 Ok\r\n");
+    EXPECT_SENT(&f, "EHLO probe.test\r\nMAIL FROM:<>\r\n"
+                    "RCPT TO:<c@example.test>\r\nRCPT TO:<d@example.test>\r\n");
+    feed(s, "550 5.1.1 no\r\n");
+    smtp_session_on_closed(s, ST_ECLOSED, 0);
+    CHECK_INT(f.n_connects, 3);
+    smtp_session_on_connected(s);
+    feed(s, "220 hi\r\n250-mx\r\n250 PIPELINING\r\n250 Ok\r\n");
+    EXPECT_SENT(&f, "EHLO probe.test\r\nMAIL FROM:<>\r\n"
+                    "RCPT TO:<d@example.test>\r\n");
+    feed(s, "250 2.1.5 Ok\r\n221 Bye\r\n");
+    CHECK_INT(f.done_calls, 1);
+    check_outcome(s, 0, VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+    check_outcome(s, 1, VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+    check_outcome(s, 2, VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+    check_outcome(s, 3, VS_DELIVERABLE, VR_ACCEPTED, 250);
+    smtp_session_free(s);
+    codec_probe_fini(&item);
+}
+
+/* Past a drop, a connection that reached its RCPT cap QUITs and the rest
+ * go on a new connection. */
+static void
+test_rcpt_cap_reconnects(void)
+{
+    const char *addrs[] = {"a@example.test", "b@example.test",
+                           "c@example.test"};
+    struct probe_item item;
+    struct fake f;
+    struct smtp_session *s;
+
+    item_init(&item, 1, addrs, 3);
+    s = session_new(&item, &f);
+    open_session(s, &f, "250-mx1.example.test\r\n250 PIPELINING\r\n");
+    feed(s, "250 Ok\r\n");
+    feed(s, "550 5.1.1 no\r\n");
+    smtp_session_on_closed(s, ST_ECLOSED, 0); /* sent 3: cap becomes 1 */
+    smtp_session_on_connected(s);
+    f.sent_len = 0;
+    feed(s, "220 hi\r\n250-mx\r\n250 PIPELINING\r\n250 Ok\r\n");
+    EXPECT_SENT(&f, "EHLO probe.test\r\nMAIL FROM:<>\r\n"
+                    "RCPT TO:<b@example.test>\r\n");
+    feed(s, "550 5.1.1 no\r\n");
+    EXPECT_SENT(&f, "QUIT\r\n");
+    feed(s, "221 Bye\r\n");
+    CHECK_INT(f.done_calls, 0);
+    CHECK_INT(f.n_connects, 3);
+    CHECK_STR(smtp_state_str(smtp_session_state(s)), "connecting");
+    smtp_session_on_connected(s);
+    feed(s, "220 hi\r\n250-mx\r\n250 PIPELINING\r\n250 Ok\r\n");
+    EXPECT_SENT(&f, "EHLO probe.test\r\nMAIL FROM:<>\r\n"
+                    "RCPT TO:<c@example.test>\r\n");
+    feed(s, "250 Ok\r\n221 Bye\r\n");
+    CHECK_INT(f.done_calls, 1);
+    check_outcome(s, 2, VS_DELIVERABLE, VR_ACCEPTED, 250);
     smtp_session_free(s);
     codec_probe_fini(&item);
 }
@@ -787,6 +881,8 @@ main(void)
     test_greeting_421_next_address();
     test_421_during_rcpt_resumes();
     test_rcpt_timeout();
+    test_harvest_drop_smaller_sessions();
+    test_rcpt_cap_reconnects();
     test_control_char_never_sent();
     test_too_many_recipients();
     test_greeting_5xx();
