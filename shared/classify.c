@@ -83,9 +83,11 @@ _Static_assert(sizeof categories / sizeof categories[0] == RC_NCATEGORIES,
  * "verbless". Phrases are kept long enough not to appear by accident in
  * the other categories' replies of the corpus.
  */
+/* greylistd for Exim defers with "<ip> is not yet authorized to deliver
+ * mail from <sender> to <rcpt>. Please try later." */
 static const char *const kw_greylist[] = {
-    "greylist",  "graylist",  "grey-list", "gray-list",
-    "grey list", "gray list", NULL,
+    "greylist",  "graylist",  "grey-list",          "gray-list",
+    "grey list", "gray list", "not yet authorized", NULL,
 };
 
 static const char *const kw_protocol[] = {
@@ -101,19 +103,14 @@ static const char *const kw_protocol[] = {
 };
 
 static const char *const kw_relay[] = {
-    "relay access denied",
-    "relaying denied",
-    "relay denied",
-    "relay not permitted",
-    "relaying not permitted",
-    "not permitted to relay",
-    "relay not allowed",
-    "relaying not allowed",
-    "relaying disallowed",
-    "unable to relay",
-    "we do not relay",
-    "allowed rcpthosts",
-    NULL,
+    "relay access denied",    "relaying denied",
+    "relay denied",           "relay prohibited",
+    "relaying prohibited",    "relay not permitted",
+    "relaying not permitted", "not permitted to relay",
+    "relay not allowed",      "relaying not allowed",
+    "relaying disallowed",    "unable to relay",
+    "we do not relay",        "allowed rcpthosts",
+    "list of allowed",        NULL,
 };
 
 /* Refusals of our IP address or HELO name. They win over rate-limit and
@@ -188,27 +185,70 @@ static const char *const kw_rate[] = {
     NULL,
 };
 
+/* "overquota" is one word at iCloud ("user is overquota") and Orange
+ * ("Recipient overquota"); "quota exceed" also finds "quota exceeded". */
 static const char *const kw_full[] = {
-    "over quota",         "quota exceeded",     "quota limit",
-    "exceeded its quota", "mailbox full",       "mailbox is full",
-    "inbox is full",      "out of storage",     "storage limit",
-    "exceeded storage",   "storage allocation", NULL,
+    "over quota",         "overquota",
+    "quota exceed",       "quota limit",
+    "exceeded its quota", "mailbox full",
+    "mailbox is full",    "full mailbox",
+    "inbox is full",      "out of storage",
+    "storage limit",      "exceeded storage",
+    "storage allocation", NULL,
 };
 
 static const char *const kw_disabled[] = {
-    "disabled",        "inactive",         "deactivated", "suspended",
-    "no longer valid", "no longer active", NULL,
+    "disabled",
+    "inactive",
+    "deactivated",
+    "suspended",
+    "frozen",
+    "is locked",
+    "account closed",
+    "no longer valid",
+    "no longer active",
+    "no longer accepts",
+    NULL,
+};
+
+/* "Blocked" about the recipient's own mailbox or account means it is
+ * disabled, not that we are blocked: "550 Mailbox is blocked due to
+ * long-time inactivity". Checked before the blocked words. */
+static const char *const kw_mailbox_blocked[] = {
+    "mailbox is blocked", "mailbox has been blocked",
+    "account is blocked", "account has been blocked",
+    "account blocked",    NULL,
 };
 
 /* Exchange Online's directory-based edge blocking rejects unknown
- * recipients with "Recipient address rejected: Access denied" (5.4.1). */
+ * recipients with "Recipient address rejected: Access denied" (5.4.1).
+ * The phrase must win over the generic "access denied" below. */
+static const char *const kw_directory_reject[] = {
+    "recipient address rejected: access denied",
+    NULL,
+};
+
+/* "Access denied" or "no access" anywhere else refuses us, not the
+ * mailbox. QQ Mail's "550 Mailbox unavailable or access denied" is
+ * also sent to senders it rate-limits, and Exchange Online sends "Access
+ * denied, please try again later" (4.7.850-899) to IP addresses under
+ * evaluation. */
+static const char *const kw_access_denied[] = {
+    "access denied",
+    "no access",
+    NULL,
+};
+
+/* "not exist" also finds "does not exist" and "user not exist"; "no
+ * exist" finds "does no exists", misspelled so by a Chinese provider. */
 static const char *const kw_not_found[] = {
     "user unknown",
     "unknown user",
     "no such user",
     "no such mailbox",
     "no such recipient",
-    "does not exist",
+    "not exist",
+    "no exist",
     "doesn't exist",
     "mailbox unavailable",
     "mailbox not found",
@@ -221,13 +261,35 @@ static const char *const kw_not_found[] = {
     "unknown recipient",
     "recipient unknown",
     "addressee unknown",
+    "address unknown",
+    "no such person",
+    "no such email",
+    "account not found",
+    "not a valid mailbox",
+    "marked as invalid",
     "unrouteable address",
     "no mailbox",
     "not our customer",
     "illegal alias",
     "this user doesn't have",
-    "recipient address rejected: access denied",
     NULL,
+};
+
+/* A 4.7.1 deferral that calls the service unavailable reports a server
+ * problem, not greylisting. Postfix sends "451 4.7.1 Service unavailable -
+ * try again later" when a milter fails, which looks like a greylisting deferral
+ * otherwise. */
+static const char *const kw_unavailable[] = {
+    "service unavailable",
+    "temporarily unavailable",
+    NULL,
+};
+
+/* What a greylisting server adds to a 4.7.1 deferral that names no other
+ * cause: rspamd's greylisting makes Postfix send "4.7.1 Try again
+ * later". */
+static const char *const kw_retry_later[] = {
+    "try again later", "try later", "retry later", "come back later", NULL,
 };
 
 /* Policy words that only decide when nothing more specific did. */
@@ -272,13 +334,23 @@ static const struct rule rules[] = {
     WORDS("text_greylist", ST_ANY, CL_4, kw_greylist, RC_GREYLISTED),
     WORDS("text_protocol", ST_ANY, CL_45, kw_protocol, RC_PROTOCOL_ERROR),
     WORDS("text_relay", ST_ANY, CL_45, kw_relay, RC_RELAY_DENIED),
+    WORDS("text_mailbox_blocked", ST_RCPT, CL_5, kw_mailbox_blocked,
+          RC_MAILBOX_DISABLED),
     WORDS("text_blocked", ST_ANY, CL_45, kw_blocked, RC_BLOCKED),
     WORDS("text_sender", ST_ANY, CL_45, kw_sender, RC_SENDER_REJECTED),
     WORDS("text_tls", ST_ANY, CL_45, kw_tls, RC_TLS_REQUIRED),
     WORDS("text_rate", ST_ANY, CL_45, kw_rate, RC_RATE_LIMITED),
+    WORDS("text_directory_reject", ST_RCPT, CL_5, kw_directory_reject,
+          RC_MAILBOX_NOT_FOUND),
+    WORDS("text_access_denied", ST_ANY, CL_45, kw_access_denied, RC_BLOCKED),
     WORDS("text_full", ST_RCPT, CL_45, kw_full, RC_MAILBOX_FULL),
     WORDS("text_disabled", ST_RCPT, CL_5, kw_disabled, RC_MAILBOX_DISABLED),
     WORDS("text_not_found", ST_RCPT, CL_5, kw_not_found, RC_MAILBOX_NOT_FOUND),
+    {"esc_unavailable", ST_ANY, CL_4, 0, 7, 1, 1, kw_unavailable, RC_TEMPORARY},
+    /* RFC 3463 X.7.1 (delivery not authorized) with nothing but a plea
+     * to retry is how greylisting milters defer a new triplet. */
+    {"esc_greylist_retry", ST_MAIL | ST_RCPT, CL_4, 0, 7, 1, 1, kw_retry_later,
+     RC_GREYLISTED},
 
     /* RFC 7504 defines 521 (the host takes no mail) and 556 (the domain
      * takes none, as for an RFC 7505 null MX). At MAIL either would be
@@ -290,6 +362,9 @@ static const struct rule rules[] = {
     /* Enhanced codes specific enough to decide (RFC 3463, RFC 7505). */
     ESC("esc_bad_mailbox", ST_RCPT, CL_5, 1, 1, 1, RC_MAILBOX_NOT_FOUND),
     ESC("esc_mailbox_moved", ST_RCPT, CL_5, 1, 6, 6, RC_MAILBOX_NOT_FOUND),
+    /* X.1.2, bad destination system: the host does not take mail for the
+     * domain (Gmail: "We weren't able to find the recipient domain"). */
+    ESC("esc_bad_domain", ST_RCPT, CL_5, 1, 2, 2, RC_RELAY_DENIED),
     {"esc_exchange_not_found", ST_RCPT, CL_5, 550, 1, 10, 10, NULL,
      RC_MAILBOX_NOT_FOUND},
     ESC("esc_bad_sender", ST_ANY, CL_45, 1, 7, 8, RC_SENDER_REJECTED),

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The whole path: 60 addresses over 11 domains go in with plain redis-cli
-# XADD and come out as msgpack verdicts, through a real unbound, a real
-# Postfix, the coordinator and a worker. Checks that every job gets exactly
-# one result with the expected status and reason, that unbound saw one MX
-# query per domain, and that Postfix never received DATA.
+# The whole path: 59 jobs (11 domains, bad syntax, injection attempts) go
+# in with plain redis-cli XADD and come out as msgpack verdicts, through a
+# real unbound, a real Postfix, the coordinator and a worker. Checks that
+# every job gets exactly one result with the expected status and reason,
+# that unbound saw one MX query per domain, and that Postfix never got DATA.
 #
 # Usage: end_to_end.sh BUILD_DIR
 set -euo pipefail
@@ -93,7 +93,7 @@ for email in "${!want[@]}"; do
         xargs -0 redis-cli -u "$LAB_REDIS_URL" >/dev/null
 done
 # One job without an email field, one with an empty one, and one whose
-# email holds a NUL byte (bash variables cannot, so printf writes it).
+# email contains a NUL byte (bash variables cannot, so printf writes it).
 cli XADD mxprobe:jobs '*' id e2e-noemail batch e2e >/dev/null
 cli XADD mxprobe:jobs '*' email "" id e2e-empty batch e2e >/dev/null
 printf 'XADD mxprobe:jobs * email "x@mail.test\\x00y" id e2e-nul batch e2e\n' |

@@ -16,7 +16,7 @@
 
 /* Relative to the repository root, where CTest runs the unit tests. */
 #define CORPUS_PATH "tests/data/reply_corpus.tsv"
-#define CORPUS_MIN_LINES 120
+#define CORPUS_MIN_LINES 300
 #define CORPUS_LINE_MAX 4096
 #define CORPUS_FIELDS 6
 
@@ -322,10 +322,62 @@ test_greylisting(void)
     CHECK(c.category != RC_GREYLISTED);
     CHECK(!c.retry);
 
-    /* Without a hint, a 4xx is only a temporary failure. */
+    /* A 4.7.1 deferral that only asks to retry is how greylisting
+     * milters answer; a 4.3.x one is a server problem. */
     c = classify_text(SMTP_STAGE_RCPT, "451 4.7.1 Please try again later");
+    CHECK_INT(c.category, RC_GREYLISTED);
+    CHECK(c.retry);
+    c = classify_text(SMTP_STAGE_RCPT, "451 4.3.0 Please try again later");
     CHECK_INT(c.category, RC_TEMPORARY);
     CHECK(c.retry);
+    c = classify_text(SMTP_STAGE_GREETING, "451 4.7.1 Try again later");
+    CHECK_INT(c.category, RC_TEMPORARY);
+    /* Postfix's answer when a milter fails is a server problem. */
+    c = classify_text(SMTP_STAGE_RCPT,
+                      "451 4.7.1 Service unavailable - try again later");
+    CHECK_INT(c.category, RC_TEMPORARY);
+
+    /* Without a hint, a 4xx is only a temporary failure. */
+    c = classify_text(SMTP_STAGE_RCPT, "451 Temporary local problem");
+    CHECK_INT(c.category, RC_TEMPORARY);
+    CHECK(c.retry);
+}
+
+/* Words about the recipient's own account outrank the words that
+ * otherwise mean our IP address or session was refused. */
+static void
+test_blocked_words_about_the_mailbox(void)
+{
+    struct classification c;
+
+    c = classify_text(SMTP_STAGE_RCPT,
+                      "550 Mailbox is blocked due to long-time inactivity");
+    CHECK_INT(c.category, RC_MAILBOX_DISABLED);
+    c = classify_text(SMTP_STAGE_MAIL,
+                      "550 Mailbox is blocked due to long-time inactivity");
+    CHECK_INT(c.category, RC_BLOCKED);
+    CHECK_INT(c.status, VS_UNKNOWN);
+
+    /* "Access denied" refuses us, except in Exchange Online's
+     * directory-based edge blocking phrase. */
+    c = classify_text(SMTP_STAGE_RCPT,
+                      "550 Mailbox unavailable or access denied");
+    CHECK_INT(c.category, RC_BLOCKED);
+    CHECK_INT(c.status, VS_UNKNOWN);
+    c = classify_text(SMTP_STAGE_RCPT, "550 5.4.1 Recipient address "
+                                       "rejected: Access denied");
+    CHECK_INT(c.category, RC_MAILBOX_NOT_FOUND);
+    CHECK_STR(c.rule, "text_directory_reject");
+    c = classify_text(SMTP_STAGE_RCPT, "554 5.7.1 <b@example.com>: Sender "
+                                       "address rejected: Access denied");
+    CHECK_INT(c.category, RC_SENDER_REJECTED);
+
+    /* A text that names a full mailbox wins over a wrong 5.1.1. */
+    c = classify_text(SMTP_STAGE_RCPT,
+                      "552 5.1.1 Boite du destinataire pleine. Recipient "
+                      "overquota.");
+    CHECK_INT(c.category, RC_MAILBOX_FULL);
+    CHECK_INT(c.status, VS_RISKY);
 }
 
 static void
@@ -519,6 +571,7 @@ main(void)
     test_blocked_never_undeliverable();
     test_mail_stage_never_mailbox();
     test_greylisting();
+    test_blocked_words_about_the_mailbox();
     test_452_quota_vs_recipients();
     test_full_is_risky_for_4xx_and_5xx();
     test_retry_hints();

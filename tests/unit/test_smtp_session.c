@@ -28,6 +28,7 @@ struct fake {
     double timer;
     int done_calls;
     bool fail_send;
+    int sends_before_reset; /* when > 0: sends that pass, then all fail */
 };
 
 static void
@@ -47,6 +48,8 @@ fake_send(void *ctx, const char *data, size_t len)
 
     if (f->fail_send)
         return ST_EIO;
+    if (f->sends_before_reset > 0 && --f->sends_before_reset == 0)
+        f->fail_send = true;
     if (f->sent_len + len < TRANSCRIPT_MAX) {
         memcpy(f->sent + f->sent_len, data, len);
         f->sent_len += len;
@@ -713,6 +716,58 @@ test_harvest_drop_smaller_sessions(void)
     codec_probe_fini(&item);
 }
 
+/*
+ * The server resets the connection while our pipelined batch still
+ * arrives, so writing the third RCPT fails; the answers to the first two
+ * are still read before the close, and the session treats it as a drop.
+ */
+static void
+test_harvest_reset_mid_batch(void)
+{
+    const char *addrs[] = {"a@example.test", "b@example.test", "c@example.test",
+                           "d@example.test"};
+    struct probe_item item;
+    struct fake f;
+    struct smtp_session *s;
+
+    item_init(&item, 1, addrs, 4);
+    s = session_new(&item, &f);
+    open_session(s, &f, "250-mx1.example.test\r\n250 PIPELINING\r\n");
+    f.sends_before_reset = 3; /* RCPT a and b go out, c fails */
+    feed(s, "250 Ok\r\n");
+    CHECK_INT(f.n_connects, 1);
+    CHECK_INT(f.done_calls, 0);
+    feed(s, "550 5.1.1 no\r\n550 5.1.1 no\r\n");
+    smtp_session_on_closed(s, ST_EIO, ECONNRESET);
+    /* A drop after answers: the same address again, not a requeue. */
+    CHECK_INT(f.n_connects, 2);
+    CHECK_STR(f.connects[1], "127.0.1.1");
+    CHECK_INT(f.done_calls, 0);
+    f.fail_send = false;
+    f.sent_len = 0;
+    smtp_session_on_connected(s);
+    /* Three RCPTs were written on the reset connection, so the cap is 1. */
+    feed(s, "220 hi\r\n250-mx\r\n250 PIPELINING\r\n250 Ok\r\n");
+    EXPECT_SENT(&f, "EHLO probe.test\r\nMAIL FROM:<>\r\n"
+                    "RCPT TO:<c@example.test>\r\n");
+    feed(s, "550 5.1.1 no\r\n");
+    EXPECT_SENT(&f, "QUIT\r\n");
+    feed(s, "221 Bye\r\n");
+    CHECK_INT(f.n_connects, 3);
+    smtp_session_on_connected(s);
+    feed(s, "220 hi\r\n250-mx\r\n250 PIPELINING\r\n250 Ok\r\n");
+    EXPECT_SENT(&f, "EHLO probe.test\r\nMAIL FROM:<>\r\n"
+                    "RCPT TO:<d@example.test>\r\n");
+    feed(s, "250 2.1.5 Ok\r\n221 Bye\r\n");
+    CHECK_INT(f.done_calls, 1);
+    check_outcome(s, 0, VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+    check_outcome(s, 1, VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+    check_outcome(s, 2, VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+    check_outcome(s, 3, VS_DELIVERABLE, VR_ACCEPTED, 250);
+    smtp_session_free(s);
+    codec_probe_fini(&item);
+}
+
 /* Past a drop, a connection that reached its RCPT cap QUITs and the rest
  * go on a new connection. */
 static void
@@ -882,6 +937,7 @@ main(void)
     test_421_during_rcpt_resumes();
     test_rcpt_timeout();
     test_harvest_drop_smaller_sessions();
+    test_harvest_reset_mid_batch();
     test_rcpt_cap_reconnects();
     test_control_char_never_sent();
     test_too_many_recipients();
