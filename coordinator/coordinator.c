@@ -3,7 +3,9 @@
  * The coordinator's loop. Three Redis connections: one for the blocking
  * XREADGROUP, one for every other command, one subscribed to the catch-all
  * channel. A restart first reads this consumer's own pending entries, so
- * nothing read before a crash is lost. A periodic scan takes over entries
+ * nothing read before a crash is lost. Their delivery counts come along, so
+ * a job that crashes the process on every read becomes a dead letter after
+ * max_deliveries reads instead of looping. A periodic scan takes over entries
  * that other consumers left idle for claim_idle. A one-second tick moves due
  * items from the delayed set to the probes stream and drives the catch-all
  * deadlines.
@@ -41,6 +43,91 @@ static const char coord_delayed_script[] =
 
 static void coordinator_read(struct coordinator *co);
 
+/* The entries of one pending-list page (a takeover scan or our own list)
+ * with their delivery counts before this read. */
+struct coord_claim {
+    struct coordinator *co;
+    size_t n;
+    char ids[COORD_READ_COUNT][64];
+    long long deliveries[COORD_READ_COUNT];
+};
+
+/* Returns the delivery count to report when entry id must become a dead
+ * letter (it was delivered max_deliveries times already), else 0. */
+static long long
+coordinator_dead_count(const struct coordinator *co,
+                       const struct coord_claim *c, const char *id)
+{
+    for (size_t j = 0; c != NULL && j < c->n; j++) {
+        if (strcmp(c->ids[j], id) == 0 &&
+            c->deliveries[j] >= co->cfg->max_deliveries)
+            return c->deliveries[j] + 1;
+    }
+    return 0;
+}
+
+/* Keeps the entries of an XPENDING page that belong to other consumers
+ * (own false, a takeover scan) or to us (own true, our own list). */
+static void
+coordinator_collect_claims(struct coordinator *co, const redisReply *reply,
+                           struct coord_claim *c, bool own)
+{
+    for (size_t i = 0; i < reply->elements && c->n < COORD_READ_COUNT; i++) {
+        const redisReply *p = reply->element[i];
+
+        if (p->type != REDIS_REPLY_ARRAY || p->elements != 4 ||
+            p->element[0]->type != REDIS_REPLY_STRING ||
+            p->element[1]->type != REDIS_REPLY_STRING ||
+            p->element[3]->type != REDIS_REPLY_INTEGER)
+            continue;
+        /* Our own entries are in memory or come back through our own
+         * pending list; only other consumers' entries are taken over. */
+        if ((strcmp(p->element[1]->str, co->consumer) == 0) != own ||
+            p->element[0]->len >= sizeof c->ids[0])
+            continue;
+        snprintf(c->ids[c->n], sizeof c->ids[0], "%s", p->element[0]->str);
+        c->deliveries[c->n] = p->element[3]->integer;
+        c->n++;
+    }
+}
+
+/* Keeps the delivery counts of the page of our own pending list that the
+ * read queued right behind this XPENDING returns. */
+static void
+coordinator_on_own_pending(struct redis_conn *rc, redisReply *reply,
+                           void *arg)
+{
+    struct coordinator *co = arg;
+
+    (void)rc;
+    free(co->own_claim);
+    co->own_claim = NULL;
+    if (co->closing || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    co->own_claim = xcalloc(1, sizeof *co->own_claim);
+    co->own_claim->co = co;
+    coordinator_collect_claims(co, reply, co->own_claim, true);
+}
+
+/* Takes the entries ([id, fields] each) of a takeover or of a read of our
+ * own pending list. Those delivered too often become dead letters. */
+static void
+coordinator_intake_counted(struct coordinator *co, const redisReply *entries,
+                           const struct coord_claim *c)
+{
+    if (entries == NULL || entries->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        intake_entry(co, e, coordinator_dead_count(co, c, e->element[0]->str));
+    }
+    domains_flush(co);
+}
+
 void
 coordinator_release_entry(struct coordinator *co, const char *entry,
                           bool lost)
@@ -77,6 +164,7 @@ coordinator_on_read(struct redis_conn *rc, redisReply *reply, void *arg)
 {
     struct coordinator *co = arg;
     const redisReply *entries = NULL;
+    bool own = co->read_own;
 
     (void)rc;
     co->reading = false;
@@ -108,8 +196,30 @@ coordinator_on_read(struct redis_conn *rc, redisReply *reply, void *arg)
                 co->read_own = false;
         }
     }
-    intake_entries(co, entries);
+    if (own)
+        coordinator_intake_counted(co, entries, co->own_claim);
+    else
+        intake_entries(co, entries);
+    free(co->own_claim);
+    co->own_claim = NULL;
     coordinator_read(co);
+}
+
+/* Asks for the delivery counts of the next page of our own pending list:
+ * the entries after own_cursor, as the history read returns them. */
+static void
+coordinator_count_own(struct coordinator *co, const char *jobs,
+                      const char *count)
+{
+    char start[sizeof co->own_cursor + 1];
+
+    if (strcmp(co->own_cursor, "0") == 0)
+        snprintf(start, sizeof start, "-");
+    else
+        snprintf(start, sizeof start, "(%s", co->own_cursor);
+    redis_conn_commandf(co->rc_read, coordinator_on_own_pending, co,
+                        "XPENDING %s %s %s + %s %s", jobs,
+                        KEYS_GROUP_COORDINATOR, start, count, co->consumer);
 }
 
 static void
@@ -130,9 +240,10 @@ coordinator_read(struct coordinator *co)
     snprintf(count, sizeof count, "%d", COORD_READ_COUNT);
     if (co->read_own) {
         /* Our own pending list: entries read before a restart or a lost
-         * write. History reads do not block. */
-        /* NOTE: max_deliveries is only checked on takeover, so a job that
-         * crashes this process is read again on every restart. */
+         * write. History reads do not block. The XPENDING of the same page
+         * goes first on the same connection, so its delivery counts are
+         * there when the entries come back. */
+        coordinator_count_own(co, jobs, count);
         st = redis_conn_commandf(co->rc_read, coordinator_on_read, co,
                                  "XREADGROUP GROUP %s %s COUNT %s STREAMS "
                                  "%s %s",
@@ -295,14 +406,6 @@ coordinator_on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-/* The entries of one takeover scan with their delivery counts. */
-struct coord_claim {
-    struct coordinator *co;
-    size_t n;
-    char ids[COORD_READ_COUNT][64];
-    long long deliveries[COORD_READ_COUNT];
-};
-
 static void
 coordinator_on_claimed(struct redis_conn *rc, redisReply *reply, void *arg)
 {
@@ -312,48 +415,10 @@ coordinator_on_claimed(struct redis_conn *rc, redisReply *reply, void *arg)
     (void)rc;
     co->claiming = false;
     if (!co->closing && reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < reply->elements; i++) {
-            const redisReply *e = reply->element[i];
-            long long dead = 0;
-
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-                e->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            for (size_t j = 0; j < c->n; j++) {
-                if (strcmp(c->ids[j], e->element[0]->str) == 0 &&
-                    c->deliveries[j] >= co->cfg->max_deliveries)
-                    dead = c->deliveries[j] + 1;
-            }
-            intake_entry(co, e, dead);
-        }
-        domains_flush(co);
+        coordinator_intake_counted(co, reply, c);
         log_info(NULL, "ev=claimed entries=%zu", reply->elements);
     }
     free(c);
-}
-
-/* Keeps the entries of an XPENDING page that belong to other consumers. */
-static void
-coordinator_collect_claims(struct coordinator *co, const redisReply *reply,
-                           struct coord_claim *c)
-{
-    for (size_t i = 0; i < reply->elements && c->n < COORD_READ_COUNT; i++) {
-        const redisReply *p = reply->element[i];
-
-        if (p->type != REDIS_REPLY_ARRAY || p->elements != 4 ||
-            p->element[0]->type != REDIS_REPLY_STRING ||
-            p->element[1]->type != REDIS_REPLY_STRING ||
-            p->element[3]->type != REDIS_REPLY_INTEGER)
-            continue;
-        /* Our own entries are in memory or come back through our own
-         * pending list; only other consumers' entries are taken over. */
-        if (strcmp(p->element[1]->str, co->consumer) == 0 ||
-            p->element[0]->len >= sizeof c->ids[0])
-            continue;
-        snprintf(c->ids[c->n], sizeof c->ids[0], "%s", p->element[0]->str);
-        c->deliveries[c->n] = p->element[3]->integer;
-        c->n++;
-    }
 }
 
 static void
@@ -378,7 +443,7 @@ coordinator_on_pending(struct redis_conn *rc, redisReply *reply, void *arg)
 
     c = xcalloc(1, sizeof *c);
     c->co = co;
-    coordinator_collect_claims(co, reply, c);
+    coordinator_collect_claims(co, reply, c, false);
     if (c->n == 0) {
         free(c);
         return;
@@ -553,6 +618,8 @@ coordinator_fini(struct coordinator *co)
     co->rc_cmd = NULL;
     dns_free(co->dns);
     co->dns = NULL;
+    free(co->own_claim);
+    co->own_claim = NULL;
     domains_free_all(co);
     log_info(NULL, "ev=stopped jobs_left_pending=%zu", co->entries.count);
     strmap_fini(&co->domains);

@@ -27,6 +27,7 @@
 #define COORD_STOP_WAIT 5.0
 
 struct domain;
+struct coord_claim;
 
 struct coordinator {
     struct ev_loop *loop;
@@ -55,6 +56,8 @@ struct coordinator {
     bool reading;                /* an XREADGROUP is outstanding */
     bool read_own;               /* the next read fetches our pending list */
     char own_cursor[64];         /* last id of our pending list seen */
+    struct coord_claim *own_claim; /* owned: delivery counts of the page
+                                      of our own list being read */
     bool read_own_wanted;        /* a write failed: read our list again */
     bool claiming;               /* a takeover scan is running */
     char claim_cursor[64];       /* XPENDING start for the next scan */

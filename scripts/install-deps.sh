@@ -33,6 +33,9 @@ PACKAGES=(
     iproute2
     docker-compose
     jq
+    # The tests run python3 (worker_tool.py) and pgrep from procps directly,
+    # so both are named here, not left as dependencies of postfix and cmake.
+    python3 procps
     # Shared libraries of exim4-daemon-light 4.96 (Debian 12), which is
     # unpacked from its .deb instead of installed; see install_exim.
     libc6 libcrypt1 libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0

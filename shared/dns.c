@@ -14,11 +14,15 @@
 #include <sys/time.h>
 #include <ares.h>
 #include <assert.h>
+#include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -49,6 +53,7 @@ struct dns {
     struct dns_lookup *done_tail;
     size_t pending;
     bool closing;
+    uint64_t rng;              /* xorshift64 state for the MX shuffle */
 };
 
 static const char *const type_names[] = {
@@ -221,9 +226,8 @@ dns_queue_done(struct dns_lookup *l)
     }
 }
 
-/* Keeps the best MX_HOSTS_MAX records, sorted by preference. */
-/* NOTE: records of equal preference keep the answer's order; RFC 5321
- * section 5.1 asks senders to pick among them at random. */
+/* Keeps the best MX_HOSTS_MAX records, sorted by preference; records of
+ * equal preference keep the answer's order here. */
 static void
 dns_take_mx(struct dns_answer *ans, const struct ares_mx_reply *list)
 {
@@ -247,8 +251,47 @@ dns_take_mx(struct dns_answer *ans, const struct ares_mx_reply *list)
     }
 }
 
+static uint64_t
+dns_random(struct dns *d)
+{
+    /* xorshift64: load spreading only, nothing secret depends on it. */
+    d->rng ^= d->rng << 13;
+    d->rng ^= d->rng >> 7;
+    d->rng ^= d->rng << 17;
+    return d->rng;
+}
+
+/*
+ * RFC 5321 section 5.1: MX records of equal preference are to be tried in
+ * random order, so that senders spread their load over them. Servers and
+ * caches often return records in a fixed order or merely rotate them. So
+ * each run of equal preference gets a Fisher-Yates shuffle of its own, and
+ * the order between different preferences stays.
+ */
+static void
+dns_shuffle_mx(struct dns *d, struct dns_answer *ans)
+{
+    size_t start = 0;
+
+    while (start < ans->n_mx) {
+        size_t end = start + 1;
+
+        while (end < ans->n_mx && ans->mx[end].pref == ans->mx[start].pref)
+            end++;
+        for (size_t i = end - 1; i > start; i--) {
+            size_t j = start + (size_t)(dns_random(d) % (i - start + 1));
+            struct dns_mx tmp = ans->mx[i];
+
+            ans->mx[i] = ans->mx[j];
+            ans->mx[j] = tmp;
+        }
+        start = end;
+    }
+}
+
 static int
-dns_parse_mx(struct dns_answer *ans, const unsigned char *abuf, int alen)
+dns_parse_mx(struct dns *d, struct dns_answer *ans, const unsigned char *abuf,
+             int alen)
 {
     struct ares_mx_reply *list = NULL;
     int rc = ares_parse_mx_reply(abuf, alen, &list);
@@ -257,6 +300,7 @@ dns_parse_mx(struct dns_answer *ans, const unsigned char *abuf, int alen)
         return rc;
     dns_take_mx(ans, list);
     ares_free_data(list);
+    dns_shuffle_mx(d, ans);
     return ans->n_mx > 0 ? ARES_SUCCESS : ARES_ENODATA;
 }
 
@@ -328,7 +372,7 @@ dns_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
     if (status == ARES_SUCCESS && abuf != NULL) {
         switch (ans->type) {
         case DNS_TYPE_MX:
-            status = dns_parse_mx(ans, abuf, alen);
+            status = dns_parse_mx(l->dns, ans, abuf, alen);
             break;
         case DNS_TYPE_A:
             status = dns_parse_a(ans, abuf, alen);
@@ -369,6 +413,25 @@ dns_set_options(struct dns *d, double timeout, int tries)
     return ares_init_options(&d->channel, &opts, mask);
 }
 
+/* Seeds the shuffle from /dev/urandom, or from the clock and the process id
+ * when it cannot be read. The seed is never zero, because xorshift would
+ * stay at zero forever. */
+static void
+dns_seed(struct dns *d)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    uint64_t seed = 0;
+
+    if (fd >= 0) {
+        if (read(fd, &seed, sizeof seed) != (ssize_t)sizeof seed)
+            seed = 0;
+        close(fd);
+    }
+    if (seed == 0)
+        seed = (uint64_t)clock_mono_ms() ^ ((uint64_t)getpid() << 32);
+    d->rng = seed != 0 ? seed : 1;
+}
+
 struct dns *
 dns_new(struct ev_loop *loop, const char *servers, double timeout,
         int tries, char *err, size_t errsize)
@@ -384,6 +447,7 @@ dns_new(struct ev_loop *loop, const char *servers, double timeout,
     }
     d = xcalloc(1, sizeof *d);
     d->loop = loop;
+    dns_seed(d);
     ev_init(&d->timeout, dns_on_timeout);
     d->timeout.data = d;
     ev_init(&d->flush, dns_on_flush);

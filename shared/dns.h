@@ -45,7 +45,8 @@ struct dns_mx {
 
 /*
  * The records of one lookup. MX records are sorted by preference, best
- * first, and only the best MX_HOSTS_MAX are kept; at most MX_IPS_MAX
+ * first, records of equal preference in a random order each time (RFC 5321
+ * section 5.1), and only the best MX_HOSTS_MAX are kept; at most MX_IPS_MAX
  * addresses are kept, in the order of the answer.
  */
 struct dns_answer {

@@ -7,6 +7,7 @@
  * to the results it carries.
  */
 #include <assert.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "results.h"
@@ -17,6 +18,8 @@
  *   1 number of jobs   2 result TTL (s)   3 results stream
  *   4 ack stream   5 ack group   6 number of ack ids
  *   7 delayed set   8 requeued item or ""   9 due wall ms
+ *   10 domain hash or ""   11 catchall channel   12 catch_all value
+ *   13 checked_at   14 domain TTL   15 catchall message
  *   then RESULTS_JOB_ARGS per job: done key, id, email, status name,
  *   result map, result key, reply list or "", batch key or ""
  *   then the ack ids.
@@ -28,7 +31,7 @@ static const char results_script[] =
     "local ttl = tonumber(ARGV[2])\n"
     "local written = 0\n"
     "for i = 0, n - 1 do\n"
-    "  local o = 9 + i * 8\n"
+    "  local o = 15 + i * 8\n"
     "  local status, blob = ARGV[o + 4], ARGV[o + 5]\n"
     "  if redis.call('SET', ARGV[o + 1], '1', 'NX', 'EX', ttl) then\n"
     "    redis.call('XADD', ARGV[3], 'MAXLEN', '~', '1000000', '*',\n"
@@ -54,7 +57,7 @@ static const char results_script[] =
     "end\n"
     /* XACK in slices, because unpack() of thousands of ids fails in Redis
      * 7.0 with "too many results to unpack". */
-    "local first = 9 + n * 8 + 1\n"
+    "local first = 15 + n * 8 + 1\n"
     "local last = first + tonumber(ARGV[6]) - 1\n"
     "while first <= last do\n"
     "  local upto = math.min(first + 499, last)\n"
@@ -63,6 +66,17 @@ static const char results_script[] =
     "end\n"
     "if ARGV[8] ~= '' then\n"
     "  redis.call('ZADD', ARGV[7], ARGV[9], ARGV[8])\n"
+    "end\n"
+    /* Held jobs of the domain wait for this message, so it goes out even
+     * when the answer is unknown. */
+    "if ARGV[10] ~= '' then\n"
+    "  redis.call('HSET', ARGV[10], 'catch_all', ARGV[12], 'checked_at',\n"
+    "    ARGV[13])\n"
+    "  redis.call('HDEL', ARGV[10], 'catchall_pending')\n"
+    "  if redis.call('TTL', ARGV[10]) < 0 then\n"
+    "    redis.call('EXPIRE', ARGV[10], ARGV[14])\n"
+    "  end\n"
+    "  redis.call('PUBLISH', ARGV[11], ARGV[15])\n"
     "end\n"
     "return written\n";
 
@@ -113,6 +127,25 @@ out_destroy_sb:
 }
 
 static void
+results_add_catch_all(struct redis_args *a, const struct keys *keys,
+                      const struct results_write *w)
+{
+    bool set = w->catch_all_hash != NULL;
+
+    redis_args_add_str(a, set ? w->catch_all_hash : "");
+    results_add_key(a, keys, KEY_CATCHALL, NULL);
+    redis_args_add_str(a, set && w->catch_all_value != NULL
+                              ? w->catch_all_value
+                              : "unknown");
+    redis_args_add_int(a, (long long)w->checked_at);
+    redis_args_add_int(a, w->domain_ttl > 0 ? w->domain_ttl : 3600);
+    if (set && w->catch_all_message_len > 0)
+        redis_args_add(a, w->catch_all_message, w->catch_all_message_len);
+    else
+        redis_args_add_str(a, "");
+}
+
+static void
 results_add_header(struct redis_args *a, const struct keys *keys,
                    const struct results_write *w)
 {
@@ -136,6 +169,7 @@ results_add_header(struct redis_args *a, const struct keys *keys,
     else
         redis_args_add_str(a, "");
     redis_args_add_int(a, (long long)w->requeue_due_ms);
+    results_add_catch_all(a, keys, w);
 }
 
 enum status
@@ -160,7 +194,7 @@ results_write(struct redis_conn *rc, const struct keys *keys,
     for (i = 0; i < w->n_ack && st == ST_OK; i++)
         redis_args_add_str(&a, w->ack_ids[i]);
     assert(st != ST_OK ||
-           (size_t)a.argc == 3 + 9 + w->n * RESULTS_JOB_ARGS + w->n_ack);
+           (size_t)a.argc == 3 + 15 + w->n * RESULTS_JOB_ARGS + w->n_ack);
 
     if (st == ST_OK)
         st = redis_conn_command_args(rc, cb, arg, &a);

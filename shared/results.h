@@ -6,8 +6,9 @@
  * the result to the results stream, sets result:<id>, pushes to the caller's
  * reply list and counts it in batch:<batch>; then it acknowledges the stream
  * entries that carried the jobs, and optionally puts a probe item back on the
- * delayed set. A crash before the script runs loses nothing (the entries stay
- * pending); after it, nothing is answered twice.
+ * delayed set and stores and publishes a catch-all decision. A crash before
+ * the script runs loses nothing (the entries stay pending); after it,
+ * nothing is answered twice.
  */
 #ifndef MXPROBE_RESULTS_H
 #define MXPROBE_RESULTS_H
@@ -31,6 +32,16 @@ struct results_write {
     size_t requeue_len;            /* 0 when nothing is requeued */
     int64_t requeue_due_ms;        /* wall ms when it is due */
     int result_ttl;                /* seconds */
+
+    /* A catch-all decision stored in the domain hash and published in the
+     * same script, so it cannot be lost while the results land; NULL
+     * catch_all_hash when the session made no catch-all check. */
+    const char *catch_all_hash;    /* the domain hash key */
+    const char *catch_all_value;   /* "1", "0" or "unknown" */
+    const char *catch_all_message; /* msgpack map for the catchall channel */
+    size_t catch_all_message_len;
+    int64_t checked_at;            /* wall ms */
+    int domain_ttl;                /* seconds, when the hash has no TTL */
 };
 
 /*

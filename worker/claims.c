@@ -3,8 +3,10 @@
  * Takeover and upkeep of pending probe entries. An entry idle longer than
  * claim_idle belongs to a dead worker and is claimed here; this worker's
  * own running entries are re-claimed with JUSTID so their idle time stays
- * low. Entries delivered too often, or that cannot be decoded, are answered
- * or copied to the dead stream instead of being probed again.
+ * low. The delivery counts of this worker's own pending entries, read
+ * again after a restart under the same id, are looked up here too. Entries
+ * delivered too often, or that cannot be decoded, are answered or copied to
+ * the dead stream instead of being probed again.
  */
 #include "claims.h"
 
@@ -91,6 +93,8 @@ struct claim_request {
 static void
 claim_request_free(struct claim_request *cr)
 {
+    if (cr == NULL)
+        return;
     free(cr->ids);
     free(cr->deliveries);
     free(cr);
@@ -100,8 +104,10 @@ static long long
 claimed_deliveries(const struct claim_request *cr, const char *id)
 {
     for (size_t i = 0; i < cr->n; i++) {
+        /* XCLAIM, or a read of our own pending list, counted one more
+         * than the XPENDING before it. */
         if (strcmp(cr->ids[i], id) == 0)
-            return cr->deliveries[i] + 1; /* XCLAIM counted one more */
+            return cr->deliveries[i] + 1;
     }
     return 0;
 }
@@ -193,6 +199,48 @@ on_pending(struct redis_conn *rc, redisReply *reply, void *arg)
     if (redis_conn_command_args(w->cmd, on_claimed, cr, &a) != ST_OK)
         claim_request_free(cr);
     redis_args_fini(&a);
+}
+
+/* ---- delivery counts of our own pending entries ---- */
+
+static void
+on_own_pending(struct redis_conn *rc, redisReply *reply, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)rc;
+    claims_own_done(w);
+    if (w->closing || worker_reply_is_error(reply) ||
+        reply->type != REDIS_REPLY_ARRAY)
+        return;
+    w->own_counts = claim_request_from(w, reply);
+}
+
+enum status
+claims_count_own(struct worker *w, size_t max)
+{
+    char probes[KEYS_NAME_MAX];
+
+    keys_name(&w->keys, KEY_PROBES, NULL, probes, sizeof probes);
+    return redis_conn_commandf(w->rd, on_own_pending, w,
+                               "XPENDING %s %s - + %lld %s", probes,
+                               KEYS_GROUP_WORKERS, (long long)max, w->id);
+}
+
+long long
+claims_own_deliveries(const struct worker *w, const redisReply *entry)
+{
+    if (w->own_counts == NULL || entry->type != REDIS_REPLY_ARRAY ||
+        entry->elements == 0 || entry->element[0]->type != REDIS_REPLY_STRING)
+        return 0;
+    return claimed_deliveries(w->own_counts, entry->element[0]->str);
+}
+
+void
+claims_own_done(struct worker *w)
+{
+    claim_request_free(w->own_counts);
+    w->own_counts = NULL;
 }
 
 void

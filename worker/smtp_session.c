@@ -808,3 +808,9 @@ smtp_session_connects(const struct smtp_session *s)
 {
     return s->connects;
 }
+
+const char *
+smtp_session_mx(const struct smtp_session *s)
+{
+    return s->mx_idx < s->item->n_mx ? s->item->mx[s->mx_idx].name : NULL;
+}

@@ -147,4 +147,9 @@ enum tristate smtp_session_catch_all(const struct smtp_session *s);
 /* TCP connections the session attempted. */
 int smtp_session_connects(const struct smtp_session *s);
 
+/* The MX host the session is connecting or talking to (borrowed from the
+ * item), NULL when none is left. Inside the transport's connect it names
+ * the host of the ip being connected. */
+const char *smtp_session_mx(const struct smtp_session *s);
+
 #endif

@@ -173,21 +173,6 @@ on_results_written(struct redis_conn *rc, redisReply *reply, void *arg)
     worker_slot_free(sl);
 }
 
-/*
- * Writes the catch-all decision into the domain hash and publishes it, in
- * one script so the hash and the message agree. Held jobs of the domain
- * wait for this message, so it goes out even when the answer is unknown.
- */
-static const char catch_all_script[] =
-    "redis.call('HSET', KEYS[1], 'catch_all', ARGV[1], 'checked_at', "
-    "ARGV[2])\n"
-    "redis.call('HDEL', KEYS[1], 'catchall_pending')\n"
-    "if redis.call('TTL', KEYS[1]) < 0 then\n"
-    "  redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
-    "end\n"
-    "redis.call('PUBLISH', KEYS[2], ARGV[4])\n"
-    "return 1\n";
-
 static void
 pack_catch_all_message(const char *domain, enum tristate flag, int64_t now,
                        msgpack_sbuffer *sb)
@@ -214,40 +199,31 @@ pack_catch_all_message(const char *domain, enum tristate flag, int64_t now,
     msgpack_pack_int64(&pk, now);
 }
 
-void
-verdicts_publish_catch_all(struct slot *sl, int64_t now)
+/*
+ * Adds the session's catch-all decision to the results write, which stores
+ * it in the domain hash and publishes it in the same script: held jobs of
+ * the domain wait for that message, and a separate command could be lost
+ * while the results still landed.
+ */
+static void
+add_catch_all(struct slot *sl, int64_t now, struct results_write *wr,
+              char *hash, size_t hash_size, msgpack_sbuffer *message)
 {
     struct worker *w = sl->w;
     enum tristate flag = smtp_session_catch_all(sl->sess);
-    const char *value = flag == TRI_YES  ? "1"
-                        : flag == TRI_NO ? "0"
-                                         : "unknown";
-    char hash[KEYS_NAME_MAX];
-    char channel[KEYS_NAME_MAX];
-    struct redis_args a;
-    msgpack_sbuffer sb;
     struct log_ctx ctx = {.job = sl->entry, .domain = sl->item.domain};
 
-    keys_name(&w->keys, KEY_DOMAIN, sl->item.domain, hash, sizeof hash);
-    keys_name(&w->keys, KEY_CATCHALL, NULL, channel, sizeof channel);
-    msgpack_sbuffer_init(&sb);
-    pack_catch_all_message(sl->item.domain, flag, now, &sb);
-    redis_args_init(&a);
-    redis_args_add_str(&a, "EVAL");
-    redis_args_add_str(&a, catch_all_script);
-    redis_args_add_str(&a, "2");
-    redis_args_add_str(&a, hash);
-    redis_args_add_str(&a, channel);
-    redis_args_add_str(&a, value);
-    redis_args_add_int(&a, (long long)now);
-    redis_args_add_int(&a, w->cfg->domain_ttl);
-    redis_args_add(&a, sb.data, sb.size);
-    if (redis_conn_command_args(w->cmd, NULL, NULL, &a) != ST_OK)
-        log_warn(&ctx, "ev=catch_all_publish_failed st=eredis");
-    else
-        log_info(&ctx, "ev=catch_all_decided catch_all=%s", value);
-    redis_args_fini(&a);
-    msgpack_sbuffer_destroy(&sb);
+    wr->catch_all_value = flag == TRI_YES  ? "1"
+                          : flag == TRI_NO ? "0"
+                                           : "unknown";
+    wr->catch_all_hash =
+        keys_name(&w->keys, KEY_DOMAIN, sl->item.domain, hash, hash_size);
+    pack_catch_all_message(sl->item.domain, flag, now, message);
+    wr->catch_all_message = message->data;
+    wr->catch_all_message_len = message->size;
+    wr->checked_at = now;
+    wr->domain_ttl = w->cfg->domain_ttl;
+    log_info(&ctx, "ev=catch_all_decided catch_all=%s", wr->catch_all_value);
 }
 
 /* Encodes the jobs to retry into sb. Returns false when there are none;
@@ -290,6 +266,8 @@ verdicts_write(struct slot *sl)
     struct result *res = xcalloc(n + 1, sizeof *res);
     const char *ack[1] = {sl->entry};
     struct results_write wr = {0};
+    char hash[KEYS_NAME_MAX];
+    msgpack_sbuffer message;
     msgpack_sbuffer sb;
     int64_t now = clock_wall_ms();
     struct ticket *ticket;
@@ -314,6 +292,9 @@ verdicts_write(struct slot *sl)
     wr.ack_ids = ack;
     wr.n_ack = 1;
     wr.result_ttl = w->cfg->result_ttl;
+    msgpack_sbuffer_init(&message);
+    if (smtp_session_tested_catch_all(sl->sess))
+        add_catch_all(sl, now, &wr, hash, sizeof hash, &message);
 
     sl->write_tries++;
     sl->state = SLOT_WRITING;
@@ -324,6 +305,7 @@ verdicts_write(struct slot *sl)
     free_results(res, wr.n);
     free(jobs);
     msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&message);
     if (st != ST_OK)
         slot_retry_write(sl, status_str(st));
 }

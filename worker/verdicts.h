@@ -14,14 +14,11 @@
 
 /*
  * Writes the results of sl's finished session and acks its probe entry in
- * the same script; jobs to retry go to the delayed set there too. Moves sl
+ * the same script; jobs to retry go to the delayed set, and a catch-all
+ * decision to the domain hash and the catch-all channel, there too. Moves sl
  * to SLOT_WRITING, then frees the slot once Redis answered, or retries the
  * write a few times (SLOT_RETRYING) before leaving the entry pending.
  */
 void verdicts_write(struct slot *sl);
-
-/* Stores the catch-all decision of sl's session in the domain hash and
- * publishes it on the catch-all channel, now being the wall ms. */
-void verdicts_publish_catch_all(struct slot *sl, int64_t now);
 
 #endif

@@ -171,11 +171,46 @@ slot_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* ---- transport: conn events into the session ---- */
 
+/* The MX host whose lease the slot needs: the host its session is at, or
+ * the first one before the session starts. */
+static const char *
+slot_limit_target(const struct slot *sl)
+{
+    if (sl->sess != NULL)
+        return smtp_session_mx(sl->sess);
+    return sl->item.mx[0].name;
+}
+
 static void
 t_connect(void *ctx, const char *ip)
 {
     struct slot *sl = ctx;
+    const char *host = smtp_session_mx(sl->sess);
 
+    /* A fallback to another MX host runs against that host's limits, not
+     * the first one's: give back the lease held and hold the connection
+     * until the new host's lease is granted. The session's connect timer
+     * starts again with the connection itself. */
+    if (host != NULL &&
+        (sl->limit_host == NULL || strcmp(host, sl->limit_host) != 0)) {
+        release_limit(sl);
+        conn_set_timer(&sl->conn, 0);
+        sl->held_ip = ip;
+        slot_ask_limit(sl);
+        return;
+    }
+    conn_connect(&sl->conn, ip, pick_source(sl->w, ip));
+}
+
+/* The lease of a fallback host came: the held connection goes out. */
+static void
+slot_resume_connect(struct slot *sl)
+{
+    const char *ip = sl->held_ip;
+
+    sl->held_ip = NULL;
+    sl->state = SLOT_PROBING;
+    conn_set_timer(&sl->conn, sl->w->scfg.connect_timeout);
     conn_connect(&sl->conn, ip, pick_source(sl->w, ip));
 }
 
@@ -279,8 +314,6 @@ slot_on_session_done(struct smtp_session *s, void *arg)
     /* The session is still on the stack: it is freed once the results are
      * written, from the Redis callback. */
     release_limit(sl);
-    if (smtp_session_tested_catch_all(sl->sess))
-        verdicts_publish_catch_all(sl, clock_wall_ms());
     verdicts_write(sl);
 }
 
@@ -322,23 +355,29 @@ on_limit_answer(void *arg, enum ratelimit_answer answer)
     if (sl == NULL || sl->state != SLOT_ASKING)
         return;
     if (answer == RL_GRANTED)
-        sl->limit_host = sl->item.mx[0].name;
+        sl->limit_host = slot_limit_target(sl);
     if (sl->w->stopping) {
         worker_slot_free(sl);
         return;
     }
-    if (answer == RL_GRANTED) {
+    if (answer == RL_GRANTED && sl->sess == NULL) {
         slot_start_session(sl);
         return;
     }
-    log_debug(NULL, "ev=mx_limited entry=%s mx=%s answer=%s", sl->entry,
-              sl->item.mx[0].name, ratelimit_answer_str(answer));
+    if (answer == RL_GRANTED) {
+        slot_resume_connect(sl);
+        return;
+    }
+    log_debug(NULL, "ev=mx_limited entry=%s mx=%s answer=%s fallback=%s",
+              sl->entry, slot_limit_target(sl), ratelimit_answer_str(answer),
+              sl->sess != NULL ? "yes" : "no");
     slot_wait(sl);
 }
 
 /*
- * NOTE: the limit is taken for the first MX host only; a session that
- * falls back to another host counts against the first one's limits.
+ * Asks for a lease on the MX host the slot needs: the first host before
+ * its session starts, the fallback host when the session moves on to
+ * another one. "Not now" waits and asks again, either way.
  */
 static void
 slot_ask_limit(struct slot *sl)
@@ -354,8 +393,8 @@ slot_ask_limit(struct slot *sl)
     if (snprintf(sl->token, sizeof sl->token, "%s:%llu", w->id, ++w->seq) < 0)
         sl->token[0] = '\0';
     t = worker_ticket_new(sl);
-    if (ratelimit_take(&w->rl, sl->item.mx[0].name, sl->token, clock_wall_ms(),
-                       on_limit_answer, t) != ST_OK) {
+    if (ratelimit_take(&w->rl, slot_limit_target(sl), sl->token,
+                       clock_wall_ms(), on_limit_answer, t) != ST_OK) {
         free(t);
         slot_wait(sl);
     }
@@ -424,6 +463,7 @@ worker_take_entry(struct worker *w, const redisReply *entry,
     sl->write_tries = 0;
     sl->no_requeue = false;
     sl->limit_host = NULL;
+    sl->held_ip = NULL;
     w->n_busy++;
     slot_ask_limit(sl);
     return true;
@@ -443,7 +483,8 @@ take_read_reply(struct worker *w, const redisReply *reply)
         if (entries->type != REDIS_REPLY_ARRAY)
             continue;
         for (size_t i = 0; i < entries->elements; i++)
-            worker_take_entry(w, entries->element[i], 0);
+            worker_take_entry(w, entries->element[i],
+                              claims_own_deliveries(w, entries->element[i]));
     }
 }
 
@@ -457,6 +498,7 @@ on_read(struct redis_conn *rc, redisReply *reply, void *arg)
     if (w->closing)
         return;
     if (worker_reply_is_error(reply)) {
+        claims_own_done(w);
         if (reply != NULL && strncmp(reply->str, "NOGROUP", 7) == 0) {
             /* The stream was deleted: create the group again. */
             w->group_ready = false;
@@ -470,6 +512,7 @@ on_read(struct redis_conn *rc, redisReply *reply, void *arg)
     }
     if (reply->type == REDIS_REPLY_ARRAY)
         take_read_reply(w, reply);
+    claims_own_done(w);
     /* Our own pending entries (left by a previous run under the same id)
      * are read once, at start; after that only new ones. */
     w->read_own_pending = false;
@@ -498,6 +541,10 @@ read_more(struct worker *w)
         !redis_conn_is_ready(w->rd) || ev_is_active(&w->read_retry))
         return;
     keys_name(&w->keys, KEY_PROBES, NULL, probes, sizeof probes);
+    /* Our own pending items come with their delivery counts, so one that
+     * crashed every run before becomes a dead letter, not another probe. */
+    if (w->read_own_pending)
+        claims_count_own(w, free_slots);
     st = redis_conn_commandf(w->rd, on_read, w,
                              "XREADGROUP GROUP %s %s COUNT %lld BLOCK %d "
                              "STREAMS %s %s",
@@ -736,6 +783,7 @@ worker_free(struct worker *w)
     w->closing = true;
     redis_conn_free(w->rd);
     redis_conn_free(w->cmd);
+    claims_own_done(w);
     for (size_t i = 0; w->slots != NULL && i < w->n_slots; i++) {
         struct slot *sl = &w->slots[i];
 

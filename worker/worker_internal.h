@@ -34,7 +34,8 @@
 
 enum slot_state {
     SLOT_FREE,
-    SLOT_ASKING,  /* ratelimit_take() in flight */
+    SLOT_ASKING,  /* ratelimit_take() in flight, before the session or
+                     for the host it falls back to */
     SLOT_WAITING, /* limit denied; timer before asking again */
     SLOT_PROBING, /* SMTP session running */
     SLOT_WRITING, /* results script in flight */
@@ -42,6 +43,7 @@ enum slot_state {
 };
 
 struct worker;
+struct claim_request;
 
 struct slot {
     struct worker *w;
@@ -56,6 +58,8 @@ struct slot {
     ev_timer timer;         /* WAITING and RETRYING delays */
     char token[TOKEN_MAX];  /* ratelimit lease name */
     const char *limit_host; /* host of the held lease, NULL when none */
+    const char *held_ip;    /* fallback address waiting for its host's
+                               lease; borrowed from the item */
     int64_t started_ms;     /* wall ms when the session started */
     int write_tries;
     bool no_requeue; /* requeue encoding failed: answer every job */
@@ -76,6 +80,7 @@ struct worker {
     size_t n_busy;
     bool reading;
     bool read_own_pending; /* the first read resumes our pending items */
+    struct claim_request *own_counts; /* owned: their delivery counts */
     bool group_ready;      /* the workers group exists (we created it) */
     bool stopping;
     bool closing; /* worker_free() runs: drop every answer */

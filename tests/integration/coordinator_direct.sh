@@ -16,41 +16,10 @@ set -uo pipefail
 
 # shellcheck source=../../scripts/lab/lab.sh
 source "$(dirname "$0")/../../scripts/lab/lab.sh"
+# shellcheck source=expect_lib.bash
+source "$(dirname "$0")/expect_lib.bash"
 
-PASSED=0
-FAILED=0
 P=mxprobe:
-
-pass()
-{
-    PASSED=$((PASSED + 1))
-}
-
-fail()
-{
-    FAILED=$((FAILED + 1))
-    echo "FAIL: $*" >&2
-}
-
-# expect_eq WHAT GOT WANT
-expect_eq()
-{
-    if [ "$2" = "$3" ]; then
-        pass
-    else
-        fail "$1: got '$2', expected '$3'"
-    fi
-}
-
-# expect_match WHAT TEXT REGEX
-expect_match()
-{
-    if grep -Eq -- "$3" <<<"$2"; then
-        pass
-    else
-        fail "$1: '$2' does not match /$3/"
-    fi
-}
 
 rcli()
 {

@@ -14,6 +14,7 @@ set -euo pipefail
 
 source "$(dirname "$0")/../../scripts/lab/lab.sh"
 lab_init "${1:-build}"
+source "$LAB_ROOT/tests/integration/fleet_lib.bash"
 
 MX_IP=127.0.0.20
 DOMAINS=(d1.test d2.test d3.test d4.test d5.test)
@@ -39,10 +40,6 @@ lab_redis
 lab_dns "$LAB_DIR/zone"
 lab_fake_smtp "$MX_IP" "$LAB_DIR/slow.scn"
 
-export MXPROBE_REDIS=$LAB_REDIS_URL
-export MXPROBE_DNS=$LAB_DNS
-export MXPROBE_SMTP_PORT=$LAB_SMTP_PORT
-export MXPROBE_HELO_NAME=probe.lab.test
 export MXPROBE_CONNECT_TIMEOUT=2
 export MXPROBE_GREETING_TIMEOUT=5
 export MXPROBE_RCPT_TIMEOUT=5
@@ -54,23 +51,16 @@ export MXPROBE_BATCH_SIZE=5
 # them from stalling the survivor, because this test is about results.
 export MXPROBE_MX_CONCURRENCY=50
 export MXPROBE_MX_RATE=100000
-export MXPROBE_LOG_LEVEL=debug
-
-COORD=$LAB_BUILD_DIR/coordinator/mxprobe-coordinator
-WORKER=$LAB_BUILD_DIR/worker/mxprobe-worker
-cli() { redis-cli -u "$LAB_REDIS_URL" "$@"; }
+fleet_env
 
 coord_n=0
 start_coordinator() {
     coord_n=$((coord_n + 1))
-    "$COORD" --worker-id coord >"$LAB_DIR/coordinator-$coord_n.log" 2>&1 &
-    COORD_PID=$!
-    lab_track "$COORD_PID" coordinator
+    fleet_start_coordinator "$LAB_DIR/coordinator-$coord_n.log" \
+        --worker-id coord
 }
 start_worker() {
-    "$WORKER" --worker-id "$1" >"$LAB_DIR/worker-$1.log" 2>&1 &
-    WORKER_PID=$!
-    lab_track "$WORKER_PID" "worker-$1"
+    fleet_start_worker "$1" "$LAB_DIR/worker-$1.log"
 }
 
 # Expected "status reason" per job id.
@@ -81,7 +71,7 @@ submit() {
     total=$((total + 1))
     id=crash-$total
     want[$id]=$expected
-    cli XADD mxprobe:jobs '*' email "$email" id "$id" batch crash \
+    fleet_cli XADD mxprobe:jobs '*' email "$email" id "$id" batch crash \
         reply crash:replies >/dev/null
 }
 # Submits COUNT addresses spread over the domains, one in three existing.
@@ -96,15 +86,10 @@ submit_round() {
         fi
     done
 }
-done_count() {
-    local n
-    n=$(cli HGET mxprobe:batch:crash done)
-    echo "${n:-0}"
-}
 
 start_coordinator
 start_worker w1
-W1_PID=$WORKER_PID
+W1_PID=$FLEET_WORKER_PID
 start_worker w2
 
 # Round 1: 60 addresses plus two jobs that the coordinator decides itself.
@@ -115,7 +100,8 @@ submit "someone@nxdomain.test" "undeliverable domain_not_found"
 # Kill w1 once probe items are pending under its name.
 lab_wait_log "$LAB_DIR/worker-w1.log" 'ev=send line="RCPT' 15 ||
     lab_fail "worker w1 never started a session; read $LAB_DIR/worker-w1.log"
-w1_pending=$(cli XPENDING mxprobe:probes workers - + 1000 w1 | awk 'NR % 4 == 1' | wc -l)
+w1_pending=$(fleet_cli XPENDING mxprobe:probes workers - + 1000 w1 |
+    awk 'NR % 4 == 1' | wc -l)
 [ "$w1_pending" -gt 0 ] ||
     lab_fail "w1 held no probe item when it was to be killed: nothing in flight"
 kill -KILL "$W1_PID"
@@ -126,12 +112,12 @@ echo "crash_recovery: killed w1 with $w1_pending probe entries pending"
 submit "a@silent.test" "unknown dns_error"
 submit "b@silent.test" "unknown dns_error"
 sleep 0.3
-coord_pending=$(cli XPENDING mxprobe:jobs coordinator | head -n 1)
+coord_pending=$(fleet_cli XPENDING mxprobe:jobs coordinator | head -n 1)
 [ "$coord_pending" -gt 0 ] ||
     lab_fail "the coordinator held no job when it was to be killed"
-kill -KILL "$COORD_PID"
+kill -KILL "$FLEET_COORD_PID"
 echo "crash_recovery: killed the coordinator with $coord_pending jobs pending"
-wait "$COORD_PID" 2>/dev/null || true
+wait "$FLEET_COORD_PID" 2>/dev/null || true
 submit_round 2 20
 sleep 1
 start_coordinator
@@ -139,12 +125,12 @@ start_coordinator
 # Shut Redis down while work is still in flight, then start it on the same
 # port and folder, where AOF brings the streams back.
 sleep 2
-before_shutdown=$(done_count)
+before_shutdown=$(fleet_batch_done crash)
 [ "$before_shutdown" -lt "$total" ] ||
     lab_fail "all $total jobs done before the Redis restart; make the MX slower"
-cli SHUTDOWN >/dev/null 2>&1 || true
+fleet_cli SHUTDOWN >/dev/null 2>&1 || true
 deadline=$((SECONDS + 10))
-while cli PING >/dev/null 2>&1; do
+while fleet_cli PING >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || lab_fail "Redis did not shut down"
     sleep 0.1
 done
@@ -155,7 +141,7 @@ redis-server --port "$LAB_REDIS_PORT" --bind 127.0.0.1 --dir "$LAB_DIR/redis" \
     --logfile "$LAB_DIR/redis/redis-2.log" >/dev/null 2>&1 &
 lab_track $! redis-server-2
 deadline=$((SECONDS + 10))
-until [ "$(cli PING 2>/dev/null)" = PONG ]; do
+until [ "$(fleet_cli PING 2>/dev/null)" = PONG ]; do
     [ "$SECONDS" -lt "$deadline" ] || lab_fail "Redis did not come back"
     sleep 0.1
 done
@@ -163,71 +149,44 @@ done
 # Round 3: new work after the restart must flow too.
 submit_round 3 18
 
-deadline=$((SECONDS + 45))
-while [ "$(done_count)" -lt "$total" ]; do
-    [ "$SECONDS" -lt "$deadline" ] ||
-        lab_fail "only $(done_count) of $total results after 45 s; read" \
-            "$LAB_DIR/coordinator-*.log and $LAB_DIR/worker-*.log"
-    sleep 0.3
-done
+fleet_wait_batch 45 crash "$total" ||
+    lab_fail "only $(fleet_batch_done crash) of $total results after 45 s;" \
+        "read $LAB_DIR/coordinator-*.log and $LAB_DIR/worker-*.log"
 sleep 2   # a duplicate result, if any, would arrive now
 
-fail=0
-check() {
-    local what=$1 got=$2 expected=$3
-    if [ "$got" != "$expected" ]; then
-        echo "FAIL: $what: got '$got', want '$expected'"
-        fail=1
-    fi
-}
-
-# The id field of every results entry, read by Lua so that the binary
-# msgpack field cannot break the line-based parsing.
-ids_script="local out = {}
-for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
-  local f = e[2]
-  for i = 1, #f, 2 do
-    if f[i] == 'id' then out[#out + 1] = f[i + 1] end
-  end
-end
-return out"
-cli --raw EVAL "$ids_script" 1 mxprobe:results | sort >"$LAB_DIR/result-ids"
+fleet_result_ids >"$LAB_DIR/result-ids"
 for id in "${!want[@]}"; do echo "$id"; done | sort >"$LAB_DIR/want-ids"
 
-check "ids with more than one result" \
+fleet_check "ids with more than one result" \
     "$(uniq -d "$LAB_DIR/result-ids" | tr '\n' ' ')" ""
-check "jobs without a result" \
+fleet_check "jobs without a result" \
     "$(comm -13 <(sort -u "$LAB_DIR/result-ids") "$LAB_DIR/want-ids" |
         tr '\n' ' ')" ""
-check "results of unknown ids" \
+fleet_check "results of unknown ids" \
     "$(comm -23 <(sort -u "$LAB_DIR/result-ids") "$LAB_DIR/want-ids" |
         tr '\n' ' ')" ""
-check "results stream length" "$(cli XLEN mxprobe:results)" "$total"
-check "reply list length" "$(cli LLEN crash:replies)" "$total"
-check "batch done" "$(done_count)" "$total"
-sum=$(cli --raw HGETALL mxprobe:batch:crash | paste - - |
+fleet_check "results stream length" "$(fleet_cli XLEN mxprobe:results)" "$total"
+fleet_check "reply list length" "$(fleet_cli LLEN crash:replies)" "$total"
+fleet_check "batch done" "$(fleet_batch_done crash)" "$total"
+sum=$(fleet_cli --raw HGETALL mxprobe:batch:crash | paste - - |
     awk '$1 != "done" { s += $2 } END { print s + 0 }')
-check "sum of batch status counters" "$sum" "$total"
+fleet_check "sum of batch status counters" "$sum" "$total"
 
 for id in "${!want[@]}"; do
-    got=$("$LAB_BUILD_DIR/client/mxprobe" result "$id" 2>&1 |
-        jq -r '.status + " " + .reason' 2>&1 || true)
-    check "verdict of $id" "$got" "${want[$id]}"
+    fleet_check "verdict of $id" "$(fleet_verdict_of "$id")" "${want[$id]}"
 done
 
-check "pending jobs" "$(cli XPENDING mxprobe:jobs coordinator | head -n 1)" 0
-check "pending probes" "$(cli XPENDING mxprobe:probes workers | head -n 1)" 0
-check "delayed items" "$(cli ZCARD mxprobe:delayed)" 0
-check "dead letters" "$(cli XLEN mxprobe:dead)" 0
+fleet_check "pending jobs" \
+    "$(fleet_cli XPENDING mxprobe:jobs coordinator | head -n 1)" 0
+fleet_check "pending probes" \
+    "$(fleet_cli XPENDING mxprobe:probes workers | head -n 1)" 0
+fleet_check "delayed items" "$(fleet_cli ZCARD mxprobe:delayed)" 0
+fleet_check "dead letters" "$(fleet_cli XLEN mxprobe:dead)" 0
 
 # The processes that were not killed must still be running.
-for p in "$COORD_PID" "$WORKER_PID"; do
-    kill -0 "$p" 2>/dev/null || { echo "FAIL: process $p died"; fail=1; }
+for p in "$FLEET_COORD_PID" "$FLEET_WORKER_PID"; do
+    kill -0 "$p" 2>/dev/null || fleet_fail "process $p died"
 done
-if grep -l "runtime error\|AddressSanitizer\|LeakSanitizer" \
-    "$LAB_DIR"/*.log >/dev/null 2>&1; then
-    echo "FAIL: a sanitizer reported an error; read $LAB_DIR/*.log"
-    fail=1
-fi
-[ "$fail" = 0 ] || lab_fail "crash_recovery failed; logs in $LAB_DIR"
+fleet_check_sanitizers
+fleet_end crash_recovery
 echo "crash_recovery: $total jobs, each with exactly one result"

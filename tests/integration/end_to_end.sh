@@ -10,6 +10,7 @@ set -euo pipefail
 
 source "$(dirname "$0")/../../scripts/lab/lab.sh"
 lab_init "${1:-build}"
+source "$LAB_ROOT/tests/integration/fleet_lib.bash"
 
 MX_IP=127.0.0.10     # Postfix: mail.test, other.test, implicit.test, catch-all
 DEAD_IP=127.0.0.12   # nothing listens here: the dead first MX
@@ -35,15 +36,10 @@ lab_dns "$LAB_DIR/zone"
 lab_postfix "$MX_IP" "mail.test other.test catchall.test implicit.test deadfirst.test" \
     "alice@mail.test,bob@mail.test,carol@mail.test,dave@mail.test,erin@mail.test,frank@other.test,grace@other.test,heidi@implicit.test,ivan@deadfirst.test,@catchall.test"
 
-export MXPROBE_REDIS=$LAB_REDIS_URL
-export MXPROBE_DNS=$LAB_DNS
-export MXPROBE_SMTP_PORT=$LAB_SMTP_PORT
-export MXPROBE_HELO_NAME=probe.lab.test
 export MXPROBE_CONNECT_TIMEOUT=2
 export MXPROBE_GREETING_TIMEOUT=5
 export MXPROBE_DNS_TIMEOUT=0.5
 export MXPROBE_DNS_TRIES=2
-export MXPROBE_LOG_LEVEL=debug
 
 # Expected verdicts: address, then "status reason". Addresses a domain
 # does not know are rejected by Postfix at RCPT.
@@ -70,17 +66,7 @@ bad=("no-at-sign" "two@@mail.test" "a..b@mail.test" "<alice@mail.test>"
      "x@mail.test"$'\x7f' "$(printf 'caf\xe9@mail.test')")
 for b in "${bad[@]}"; do want["$b"]="undeliverable syntax"; done
 
-"$LAB_BUILD_DIR/coordinator/mxprobe-coordinator" >"$LAB_DIR/coordinator.log" 2>&1 &
-lab_track $! coordinator
-"$LAB_BUILD_DIR/worker/mxprobe-worker" --worker-id w1 >"$LAB_DIR/worker.log" 2>&1 &
-lab_track $! worker
-
-cli() { redis-cli -u "$LAB_REDIS_URL" "$@"; }
-# Prints "status reason" of a job's result, read with the mxprobe client.
-verdict() {
-    "$LAB_BUILD_DIR/client/mxprobe" result "$1" 2>&1 |
-        jq -r '.status + " " + .reason' 2>&1 || true
-}
+fleet_start
 
 # Submit: ids are e2e-<n>; the bad entries are submitted with the same
 # plain XADD, byte for byte (redis-cli passes CR, LF and NUL through).
@@ -94,84 +80,71 @@ for email in "${!want[@]}"; do
 done
 # One job without an email field, one with an empty one, and one whose
 # email contains a NUL byte (bash variables cannot, so printf writes it).
-cli XADD mxprobe:jobs '*' id e2e-noemail batch e2e >/dev/null
-cli XADD mxprobe:jobs '*' email "" id e2e-empty batch e2e >/dev/null
+fleet_cli XADD mxprobe:jobs '*' id e2e-noemail batch e2e >/dev/null
+fleet_cli XADD mxprobe:jobs '*' email "" id e2e-empty batch e2e >/dev/null
 printf 'XADD mxprobe:jobs * email "x@mail.test\\x00y" id e2e-nul batch e2e\n' |
-    cli >/dev/null
+    fleet_cli >/dev/null
 n=$((n + 3))
 total=$n
 [ "$total" -ge 50 ] || lab_fail "only $total addresses; the test needs 50"
 
-deadline=$((SECONDS + 90))
-while :; do
-    done_count=$(cli HGET mxprobe:batch:e2e done)
-    [ "${done_count:-0}" -ge "$total" ] && break
-    [ "$SECONDS" -lt "$deadline" ] ||
-        lab_fail "only ${done_count:-0} of $total results after 90 s;" \
-            "read $LAB_DIR/coordinator.log and $LAB_DIR/worker.log"
-    sleep 0.3
-done
+fleet_wait_batch 90 e2e "$total" ||
+    lab_fail "only $(fleet_batch_done e2e) of $total results after 90 s;" \
+        "read $LAB_DIR/coordinator.log and $LAB_DIR/worker.log"
 sleep 1   # a duplicate result, if any, would arrive now
 
-fail=0
-check() {
-    local what=$1 got=$2 expected=$3
-    if [ "$got" != "$expected" ]; then
-        echo "FAIL: $what: got '$got', want '$expected'"
-        fail=1
-    fi
-}
-
 # Exactly one result per job in the results stream.
-dupes=$(cli --raw XRANGE mxprobe:results - + | awk 'prev == "id" {print} {prev = $0}' |
-    sort | uniq -d)
-check "ids with more than one result" "$dupes" ""
-check "results in the stream" "$(cli XLEN mxprobe:results)" "$total"
+dupes=$(fleet_cli --raw XRANGE mxprobe:results - + |
+    awk 'prev == "id" {print} {prev = $0}' | sort | uniq -d)
+fleet_check "ids with more than one result" "$dupes" ""
+fleet_check "results in the stream" "$(fleet_cli XLEN mxprobe:results)" "$total"
 
 for email in "${!want[@]}"; do
     id=${id_of[$email]}
-    got=$(verdict "$id")
-    check "$(printf '%q' "$email") ($id)" "$got" "${want[$email]}"
+    got=$(fleet_verdict_of "$id")
+    fleet_check "$(printf '%q' "$email") ($id)" "$got" "${want[$email]}"
 done
 for id in e2e-noemail e2e-empty e2e-nul; do
-    check "job $id" "$(verdict "$id")" "undeliverable syntax"
+    fleet_check "job $id" "$(fleet_verdict_of "$id")" "undeliverable syntax"
 done
 
 # The catch-all flag was decided once and published into the domain hash.
-check "catchall.test flag" "$(cli HGET mxprobe:domain:catchall.test catch_all)" 1
-check "mail.test flag" "$(cli HGET mxprobe:domain:mail.test catch_all)" 0
+fleet_check "catchall.test flag" \
+    "$(fleet_cli HGET mxprobe:domain:catchall.test catch_all)" 1
+fleet_check "mail.test flag" \
+    "$(fleet_cli HGET mxprobe:domain:mail.test catch_all)" 0
 
 # One MX query per domain, however many addresses it had.
 for domain in mail.test other.test catchall.test implicit.test deadfirst.test \
         nullmx.test nope.test nomail.test ghost.test; do
-    check "MX queries for $domain" "$(lab_dns_count "$domain" MX)" 1
+    fleet_check "MX queries for $domain" "$(lab_dns_count "$domain" MX)" 1
 done
 
 # Every job acknowledged; no probe item left pending.
-check "pending jobs" "$(cli XPENDING mxprobe:jobs coordinator | head -n 1)" 0
-check "pending probes" "$(cli XPENDING mxprobe:probes workers | head -n 1)" 0
+fleet_check "pending jobs" \
+    "$(fleet_cli XPENDING mxprobe:jobs coordinator | head -n 1)" 0
+fleet_check "pending probes" \
+    "$(fleet_cli XPENDING mxprobe:probes workers | head -n 1)" 0
 
 # Postfix must never have seen DATA, nor a line of the injection attempts.
-check "DATA seen by Postfix" "$(grep -c -i 'data=' "$LAB_POSTFIX_LOG" || true)" 0
-check "injected RCPT seen by Postfix" \
+fleet_check "DATA seen by Postfix" \
+    "$(grep -c -i 'data=' "$LAB_POSTFIX_LOG" || true)" 0
+fleet_check "injected RCPT seen by Postfix" \
     "$(grep -c 'x@y.test' "$LAB_POSTFIX_LOG" || true)" 0
-check "sessions seen by Postfix" \
+fleet_check "sessions seen by Postfix" \
     "$( [ "$(grep -c 'disconnect from' "$LAB_POSTFIX_LOG")" -ge 1 ] && echo yes)" yes
 
 # Both daemons stop cleanly on SIGTERM; under ASan this also runs the leak
 # check, whose report lands in their logs.
 for name in coordinator worker; do
     pid=$(pgrep -f "mxprobe-$name" -P $$ | head -n 1 || true)
-    [ -n "$pid" ] || { echo "FAIL: mxprobe-$name is not running"; fail=1; continue; }
+    [ -n "$pid" ] || { fleet_fail "mxprobe-$name is not running"; continue; }
     kill -TERM "$pid"
     rc=0
     wait "$pid" || rc=$?
-    check "exit status of mxprobe-$name after SIGTERM" "$rc" 0
+    fleet_check "exit status of mxprobe-$name after SIGTERM" "$rc" 0
 done
 
-if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" "$LAB_DIR"/*.log; then
-    echo "FAIL: a sanitizer reported an error; read $LAB_DIR/*.log"
-    fail=1
-fi
-[ "$fail" = 0 ] || lab_fail "end_to_end failed; logs in $LAB_DIR"
+fleet_check_sanitizers
+fleet_end end_to_end
 echo "end_to_end: $total jobs, all verdicts as expected"

@@ -15,27 +15,21 @@ source "$(dirname "$0")/../../scripts/lab/lab.sh"
 lab_init "${1:-build}"
 source "$LAB_ROOT/tests/integration/fleet_lib.bash"
 
-write_scn()
-{
-    local name=$1
-    shift
-    printf '%s\n' "$@" >"$LAB_DIR/$name.scn"
-}
 # Replies come 150 ms late, so pipelined RCPTs pile up in the server's
 # input and show as queued=N in the transcript.
-write_scn pipe \
+fleet_scenario pipe \
     'ehlo 250-mx.fake.test\n250-PIPELINING\n250 8BITMIME' \
     'rcpt exists@* delay=150ms 250 2.1.5 Ok' \
     'rcpt * delay=150ms 550 5.1.1 No such user'
-write_scn nopipe \
+fleet_scenario nopipe \
     'ehlo 250-mx.fake.test\n250 8BITMIME' \
     'rcpt exists@* delay=150ms 250 2.1.5 Ok' \
     'rcpt * delay=150ms 550 5.1.1 No such user'
-write_scn utf8-yes \
+fleet_scenario utf8-yes \
     'ehlo 250-mx.fake.test\n250-PIPELINING\n250 SMTPUTF8' \
     'rcpt jösé@* 250 2.1.5 Ok' \
     'rcpt * 550 5.1.1 No such user'
-write_scn catchall-4xx \
+fleet_scenario catchall-4xx \
     'rcpt exists@* 250 2.1.5 Ok' \
     'rcpt * 451 4.3.0 Temporary lookup failure'
 

@@ -1,30 +1,62 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 #
-# Helpers of the fleet_*.sh tests: each test starts redis, unbound, the
-# coordinator and a worker (plus fake-smtp or Postfix MX hosts), submits
-# jobs with plain redis-cli XADD and reads the results back with the
-# mxprobe client. Source after scripts/lab/lab.sh and lab_init. Not a test
-# itself: CTest runs only *.sh files.
+# Helpers of the tests that run the daemons: each test starts redis,
+# unbound, the coordinator and workers (plus fake-smtp or Postfix MX hosts),
+# submits jobs with plain redis-cli XADD and reads the results back with the
+# mxprobe client. The check helpers print "ok:" or "FAIL:" per check and
+# record failures in FLEET_FAILED. Source after scripts/lab/lab.sh and
+# lab_init. Not a test itself: CTest runs only *.sh files.
 
 FLEET_FAILED=0
 
-# Starts the coordinator and one worker with the settings in the
-# environment (MXPROBE_*); logs go to $LAB_DIR/{coordinator,worker}.log.
-fleet_start()
+# Exports the lab's Redis, DNS and SMTP port to the daemons. A HELO name or
+# log level that the test exported before is kept.
+fleet_env()
 {
     export MXPROBE_REDIS=$LAB_REDIS_URL
     export MXPROBE_DNS=$LAB_DNS
     export MXPROBE_SMTP_PORT=$LAB_SMTP_PORT
     export MXPROBE_HELO_NAME=${MXPROBE_HELO_NAME:-probe.lab.test}
     export MXPROBE_LOG_LEVEL=${MXPROBE_LOG_LEVEL:-debug}
-    "$LAB_BUILD_DIR/coordinator/mxprobe-coordinator" \
-        >"$LAB_DIR/coordinator.log" 2>&1 &
-    lab_track $! coordinator
-    "$LAB_BUILD_DIR/worker/mxprobe-worker" --worker-id w1 \
-        >"$LAB_DIR/worker.log" 2>&1 &
+}
+
+# fleet_start_coordinator LOG [ARG...]: starts a coordinator with the
+# arguments ARG, its output in LOG, and sets FLEET_COORD_PID.
+fleet_start_coordinator()
+{
+    local log=$1
+    shift
+    "$LAB_BUILD_DIR/coordinator/mxprobe-coordinator" "$@" >"$log" 2>&1 &
+    FLEET_COORD_PID=$!
+    lab_track "$FLEET_COORD_PID" coordinator
+}
+
+# fleet_start_worker ID LOG: starts worker ID with its output in LOG, and
+# sets FLEET_WORKER_PID.
+fleet_start_worker()
+{
+    "$LAB_BUILD_DIR/worker/mxprobe-worker" --worker-id "$1" >"$2" 2>&1 &
     FLEET_WORKER_PID=$!
-    lab_track "$FLEET_WORKER_PID" worker
+    lab_track "$FLEET_WORKER_PID" "worker-$1"
+}
+
+# Starts the coordinator and worker w1 with the settings in the
+# environment (MXPROBE_*); logs go to $LAB_DIR/{coordinator,worker}.log.
+fleet_start()
+{
+    fleet_env
+    fleet_start_coordinator "$LAB_DIR/coordinator.log"
+    fleet_start_worker w1 "$LAB_DIR/worker.log"
+}
+
+# fleet_scenario NAME LINE...: writes the fake-smtp scenario
+# $LAB_DIR/NAME.scn, one rule a line.
+fleet_scenario()
+{
+    local name=$1
+    shift
+    printf '%s\n' "$@" >"$LAB_DIR/$name.scn"
 }
 
 fleet_cli()
@@ -70,6 +102,12 @@ fleet_field()
     fleet_result "$1" | jq -r "$2" 2>/dev/null || echo "no-json"
 }
 
+# fleet_verdict_of ID: prints "status reason" of the job's result.
+fleet_verdict_of()
+{
+    fleet_field "$1" '.status + " " + .reason'
+}
+
 fleet_has_result()
 {
     [ "$(fleet_cli EXISTS "mxprobe:result:$1")" = 1 ]
@@ -91,14 +129,56 @@ fleet_wait()
     done
 }
 
+# Prints the "done" count of batch NAME, 0 before its first result.
+fleet_batch_done()
+{
+    local n
+    n=$(fleet_cli HGET "mxprobe:batch:$1" "done")
+    echo "${n:-0}"
+}
+
+# fleet_wait_batch SECONDS NAME COUNT: waits until batch NAME counts COUNT
+# results. Returns 1 when SECONDS pass first.
+fleet_wait_batch()
+{
+    local deadline=$((SECONDS + $1))
+    until [ "$(fleet_batch_done "$2")" -ge "$3" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.3
+    done
+}
+
+# Prints the id field of every entry of the results stream, sorted, one a
+# line. A Lua script reads them, so the binary msgpack field of an entry
+# cannot break the line-based parsing.
+fleet_result_ids()
+{
+    local script="local out = {}
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  local f = e[2]
+  for i = 1, #f, 2 do
+    if f[i] == 'id' then out[#out + 1] = f[i + 1] end
+  end
+end
+return out"
+    fleet_cli --raw EVAL "$script" 1 mxprobe:results | sort
+}
+
+# fleet_fail MESSAGE: records a failed check.
+fleet_fail()
+{
+    echo "FAIL: $*"
+    FLEET_FAILED=1
+}
+
+# fleet_check WHAT GOT WANT
 fleet_check()
 {
     local what=$1 got=$2 want=$3
     if [ "$got" = "$want" ]; then
         echo "ok: $what"
     else
-        echo "FAIL: $what: got '$got', want '$want'"
-        FLEET_FAILED=1
+        fleet_fail "$what: got '$got', want '$want'"
     fi
 }
 
@@ -109,16 +189,36 @@ fleet_check_match()
     if [[ "$got" =~ $regex ]]; then
         echo "ok: $what ($got)"
     else
-        echo "FAIL: $what: got '$got', want a match of /$regex/"
-        FLEET_FAILED=1
+        fleet_fail "$what: got '$got', want a match of /$regex/"
     fi
 }
 
 # fleet_verdict ID WANT: "status reason" of the job's result.
 fleet_verdict()
 {
-    fleet_check "$1 verdict" "$(fleet_field "$1" '.status + " " + .reason')" \
-        "$2"
+    fleet_check "$1 verdict" "$(fleet_verdict_of "$1")" "$2"
+}
+
+# fleet_check_sanitizers [LOG...]: records a failed check when ASan, LSan or
+# UBSan wrote a report into one of the logs, by default every log of the
+# test.
+fleet_check_sanitizers()
+{
+    local where="$*"
+    if [ $# -eq 0 ]; then
+        set -- "$LAB_DIR"/*.log
+        where="$LAB_DIR/*.log"
+    fi
+    if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" "$@" \
+        2>/dev/null; then
+        fleet_fail "a sanitizer reported an error; read $where"
+    fi
+}
+
+# fleet_end NAME: exits 1 when a check failed.
+fleet_end()
+{
+    [ "$FLEET_FAILED" = 0 ] || lab_fail "$1 failed; logs in $LAB_DIR"
 }
 
 # Common end checks: no probe entry or job left pending, nothing on the
@@ -138,11 +238,7 @@ fleet_finish()
             grep -Ec 'verb=(DATA|BDAT)')" 0
     fleet_check "worker still running" \
         "$(kill -0 "$FLEET_WORKER_PID" 2>/dev/null && echo yes)" yes
-    if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" \
-        "$LAB_DIR"/*.log; then
-        echo "FAIL: a sanitizer reported an error; read $LAB_DIR/*.log"
-        FLEET_FAILED=1
-    fi
-    [ "$FLEET_FAILED" = 0 ] || lab_fail "$name failed; logs in $LAB_DIR"
+    fleet_check_sanitizers
+    fleet_end "$name"
     echo "$name: all checks passed"
 }

@@ -17,28 +17,22 @@ lab_init "${1:-build}"
 source "$LAB_ROOT/tests/integration/fleet_lib.bash"
 
 # Custom scenarios: file name, then its lines.
-write_scn()
-{
-    local name=$1
-    shift
-    printf '%s\n' "$@" >"$LAB_DIR/$name.scn"
-}
-write_scn grey-ok \
+fleet_scenario grey-ok \
     'rcpt nobody@* 550 5.1.1 No such user' \
     'rcpt * greylist=1500ms 250 2.1.5 Ok'
-write_scn grey-never \
+fleet_scenario grey-never \
     'rcpt g451@* 451 4.7.1 Greylisted, see https://grey.example/' \
     'rcpt g452@* 452 4.2.0 Greylisting in action, please come back later' \
     'rcpt * greylist=600s 250 2.1.5 Ok'
-write_scn drop-once \
+fleet_scenario drop-once \
     'rcpt conn=1 * drop' \
     'rcpt exists@* 250 2.1.5 Ok'
-write_scn greet-slow-ok \
+fleet_scenario greet-slow-ok \
     'greeting delay=700ms 220 mx.fake.test ESMTP slow' \
     'rcpt exists@* 250 2.1.5 Ok'
-write_scn greet-too-slow \
+fleet_scenario greet-too-slow \
     'greeting delay=4s 220 mx.fake.test ESMTP very slow'
-write_scn rcpt-slow-ok \
+fleet_scenario rcpt-slow-ok \
     'rcpt exists@* delay=600ms 250 2.1.5 Ok' \
     'rcpt * delay=600ms 550 5.1.1 No such user'
 

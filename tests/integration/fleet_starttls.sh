@@ -12,6 +12,7 @@ set -u
 
 source "$(dirname "$0")/../../scripts/lab/lab.sh"
 lab_init "${1:-build}"
+source "$LAB_ROOT/tests/integration/fleet_lib.bash"
 
 TLS_IP=127.0.0.21     # tests/scenarios/starttls-required.scn
 INJECT_IP=127.0.0.22  # same, with a forged reply behind the 220
@@ -75,21 +76,11 @@ lab_fake_smtp "$CLOSE_IP" "$LAB_DIR/starttls-close.scn"
 lab_fake_smtp "$NOOFFER_IP" "$LAB_DIR/starttls-not-offered.scn"
 lab_fake_smtp "$BIG_IP" "$LAB_DIR/starttls-big-reply.scn"
 
-export MXPROBE_REDIS=$LAB_REDIS_URL
-export MXPROBE_DNS=$LAB_DNS
-export MXPROBE_SMTP_PORT=$LAB_SMTP_PORT
-export MXPROBE_HELO_NAME=probe.lab.test
 export MXPROBE_CONNECT_TIMEOUT=3
 export MXPROBE_GREETING_TIMEOUT=5
-export MXPROBE_LOG_LEVEL=debug
-
-"$LAB_BUILD_DIR/coordinator/mxprobe-coordinator" \
-    >"$LAB_DIR/coordinator.log" 2>&1 &
-lab_track $! coordinator
-"$LAB_BUILD_DIR/worker/mxprobe-worker" --worker-id tls-w1 \
-    >"$LAB_DIR/worker.log" 2>&1 &
-WORKER_PID=$!
-lab_track "$WORKER_PID" worker
+fleet_env
+fleet_start_coordinator "$LAB_DIR/coordinator.log"
+fleet_start_worker tls-w1 "$LAB_DIR/worker.log"
 
 declare -A want=(
     [exists@tls.test]="deliverable accepted"
@@ -104,46 +95,20 @@ declare -A want=(
     [nobody@big.test]="undeliverable mailbox_not_found"
 )
 
+ids=()
 for email in "${!want[@]}"; do
-    redis-cli -u "$LAB_REDIS_URL" XADD mxprobe:jobs '*' email "$email" \
-        id "tls-$email" >/dev/null || lab_fail "XADD of $email failed"
+    fleet_cli XADD mxprobe:jobs '*' email "$email" id "tls-$email" \
+        >/dev/null || lab_fail "XADD of $email failed"
+    ids+=("tls-$email")
 done
-
-# Prints "status reason" of a stored result, or nothing yet.
-verdict()
-{
-    "$LAB_BUILD_DIR/client/mxprobe" result "tls-$1" 2>/dev/null |
-        jq -r '.status + " " + .reason' 2>/dev/null
-}
-
-deadline=$((SECONDS + 60))
-for email in "${!want[@]}"; do
-    until [ -n "$(verdict "$email")" ]; do
-        [ "$SECONDS" -le "$deadline" ] || lab_fail "no result for $email" \
-            "within 60 s; read $LAB_DIR/worker.log"
-        sleep 0.2
-    done
-done
-
-FAILED=0
-check()
-{
-    local what=$1 got=$2 expected=$3
-    if [ "$got" = "$expected" ]; then
-        echo "ok: $what"
-    else
-        echo "FAIL: $what: got '$got', want '$expected'"
-        FAILED=1
-    fi
-}
+fleet_wait 60 "${ids[@]}"
 
 for email in "${!want[@]}"; do
-    check "$email" "$(verdict "$email")" "${want[$email]}"
+    fleet_check "$email" "$(fleet_verdict_of "tls-$email")" "${want[$email]}"
 done
 stage_and_text='.smtp.stage + " " + .smtp.text[0:20]'
-check "smtp evidence of the garbage handshake" \
-    "$("$LAB_BUILD_DIR/client/mxprobe" result tls-exists@garbage.test |
-        jq -r "$stage_and_text")" \
+fleet_check "smtp evidence of the garbage handshake" \
+    "$(fleet_field tls-exists@garbage.test "$stage_and_text")" \
     "ehlo TLS handshake failed"
 
 # Each connection of a server is served by its own process; wait for the
@@ -162,51 +127,46 @@ sequence=$(grep 'conn=1 ' "$TLS_LOG" |
     grep -oE 'ev=recv verb=[A-Z]+|ev=tls status=[a-z]+' |
     sed 's/^ev=recv verb=//; s/^ev=tls status=/tls-/' | head -n 5 |
     tr '\n' ' ')
-check "TLS server transcript" "$sequence" "EHLO MAIL STARTTLS tls-ok EHLO "
+fleet_check "TLS server transcript" "$sequence" \
+    "EHLO MAIL STARTTLS tls-ok EHLO "
 # The coordinator may split a domain's jobs over several items, hence
 # several connections; each must see exactly one 530 and one handshake.
 TLS_CONNS=$(lab_count "$TLS_LOG" 'ev=accept')
-check "530 replies sent by the TLS server" \
+fleet_check "530 replies sent by the TLS server" \
     "$(lab_count "$TLS_LOG" 'text="530 ')" "$TLS_CONNS"
-check "handshakes on the TLS server" \
+fleet_check "handshakes on the TLS server" \
     "$(lab_count "$TLS_LOG" 'ev=tls status=ok')" "$TLS_CONNS"
 
 INJECT_LOG=$(lab_fake_log "$INJECT_IP")
-check "handshakes after the forged reply" \
+fleet_check "handshakes after the forged reply" \
     "$(lab_count "$INJECT_LOG" 'ev=tls status=ok')" \
     "$(lab_count "$INJECT_LOG" 'ev=accept')"
 # The log puts the ids (domain=...) before the event name.
-check "plaintext dropped by the worker" \
+fleet_check "plaintext dropped by the worker" \
     "$( [ "$(lab_count "$LAB_DIR/worker.log" \
         'domain=inject.test .*ev=plaintext_dropped')" -ge 1 ] &&
         echo yes)" yes
 
 GARBAGE_LOG=$(lab_fake_log "$GARBAGE_IP")
-check "no RCPT after the garbage" "$(lab_count "$GARBAGE_LOG" 'verb=RCPT')" 0
-check "handshake failure logged by the worker" \
+fleet_check "no RCPT after the garbage" \
+    "$(lab_count "$GARBAGE_LOG" 'verb=RCPT')" 0
+fleet_check "handshake failure logged by the worker" \
     "$( [ "$(lab_count "$LAB_DIR/worker.log" 'ev=tls_failed')" -ge 2 ] &&
         echo yes)" yes
-check "no STARTTLS where it was not offered" \
+fleet_check "no STARTTLS where it was not offered" \
     "$(lab_count "$(lab_fake_log "$NOOFFER_IP")" 'verb=STARTTLS')" 0
-check "peer certificate logged" \
+fleet_check "peer certificate logged" \
     "$( [ "$(lab_count "$LAB_DIR/worker.log" \
         'ev=tls_on version=TLSv1\.[23] .*subject="?/CN=lab.test')" -ge 1 ] &&
         echo yes)" yes
-check "DATA seen by the fake servers" \
+fleet_check "DATA seen by the fake servers" \
     "$(cat "$LAB_DIR"/fake-smtp-*.log | grep -Eci 'verb=(DATA|BDAT)')" 0
 
 # A clean stop; under ASan this runs the leak check too.
-kill -TERM "$WORKER_PID"
+kill -TERM "$FLEET_WORKER_PID"
 rc=0
-wait "$WORKER_PID" || rc=$?
-check "worker exit status after SIGTERM" "$rc" 0
-if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" \
-    "$LAB_DIR/worker.log"; then
-    echo "FAIL: a sanitizer reported an error in $LAB_DIR/worker.log"
-    FAILED=1
-fi
-
-if [ "$FAILED" -ne 0 ]; then
-    lab_fail "fleet_starttls failed; logs in $LAB_DIR"
-fi
+wait "$FLEET_WORKER_PID" || rc=$?
+fleet_check "worker exit status after SIGTERM" "$rc" 0
+fleet_check_sanitizers "$LAB_DIR/worker.log"
+fleet_end fleet_starttls
 echo "fleet_starttls: all checks passed"

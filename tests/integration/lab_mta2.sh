@@ -12,50 +12,8 @@ set -uo pipefail
 
 # shellcheck source=../../scripts/lab/lab.sh
 source "$(dirname "$0")/../../scripts/lab/lab.sh"
-
-PASSED=0
-FAILED=0
-
-pass()
-{
-    PASSED=$((PASSED + 1))
-}
-
-fail()
-{
-    FAILED=$((FAILED + 1))
-    echo "FAIL: $*" >&2
-}
-
-# expect_match WHAT TEXT REGEX
-expect_match()
-{
-    if grep -Eq -- "$3" <<<"$2"; then
-        pass
-    else
-        fail "$1: no line matches /$3/ in:"
-        sed 's/^/    /' <<<"$2" >&2
-    fi
-}
-
-expect_no_match()
-{
-    if grep -Eq -- "$3" <<<"$2"; then
-        fail "$1: unexpected line matching /$3/ in:"
-        sed 's/^/    /' <<<"$2" >&2
-    else
-        pass
-    fi
-}
-
-expect_eq()
-{
-    if [ "$2" = "$3" ]; then
-        pass
-    else
-        fail "$1: got '$2', expected '$3'"
-    fi
-}
+# shellcheck source=expect_lib.bash
+source "$(dirname "$0")/expect_lib.bash"
 
 # Prints reply number N (1 is the greeting) of a lab_smtp_talk transcript.
 # A reply ends at its first line whose code is followed by a space or by

@@ -8,6 +8,7 @@ set -u
 BUILD=${1:-build}
 source scripts/lab/lab.sh
 lab_init "$BUILD"
+source "$LAB_ROOT/tests/integration/fleet_lib.bash"
 
 WORKER=$LAB_BUILD_DIR/worker/mxprobe-worker
 TOOL=tests/integration/worker_tool.py
@@ -22,18 +23,6 @@ lab_fake_smtp "$GREY_IP" greylist
 lab_fake_smtp "$GARBAGE_IP" garbage
 lab_fake_smtp "$BUSY_IP" greeting-421
 lab_fake_smtp "$GOOD_IP" basic
-
-FAILED=0
-check()
-{
-    local what=$1 got=$2 want=$3
-    if [ "$got" = "$want" ]; then
-        echo "ok: $what"
-    else
-        echo "FAIL: $what: got '$got', want '$want'"
-        FAILED=1
-    fi
-}
 
 json_field()
 {
@@ -108,14 +97,14 @@ MXPROBE_WORKER_ID=worker-fake \
 lab_track $! mxprobe-worker
 
 wait_result job-garbage
-check "garbage status" "$(result_field job-garbage status)" unknown
-check "garbage reason" "$(result_field job-garbage reason)" protocol_error
+fleet_check "garbage status" "$(result_field job-garbage status)" unknown
+fleet_check "garbage reason" "$(result_field job-garbage reason)" protocol_error
 
 wait_result job-busy
-check "421 greeting moves to the next MX" "$(result_field job-busy mx)" \
+fleet_check "421 greeting moves to the next MX" "$(result_field job-busy mx)" \
     mx2.busy.test
-check "second MX answer" "$(result_field job-busy status)" deliverable
-check "second MX address" "$(result_field job-busy mx_ip)" "$GOOD_IP"
+fleet_check "second MX answer" "$(result_field job-busy status)" deliverable
+fleet_check "second MX address" "$(result_field job-busy mx_ip)" "$GOOD_IP"
 
 # Greylisted: no result yet, the item waits on the delayed set.
 deadline=$((SECONDS + 15))
@@ -124,32 +113,31 @@ while [ "$SECONDS" -le "$deadline" ]; do
     [ "$n" -ge 1 ] && break
     sleep 0.1
 done
-check "greylisted item on the delayed set" \
+fleet_check "greylisted item on the delayed set" \
     "$(redis-cli -p "$LAB_REDIS_PORT" ZCARD mxprobe:delayed)" 1
-has_result job-grey && { echo "FAIL: greylisted job already answered"; \
-    FAILED=1; }
+has_result job-grey && fleet_fail "greylisted job already answered"
 DELAYED=$(python3 "$TOOL" delayed-item "$LAB_REDIS_PORT" mxprobe:delayed)
-check "requeued job counts its attempt" \
+fleet_check "requeued job counts its attempt" \
     "$(json_field jobs.0.attempts <<<"$DELAYED")" 1
-check "requeued item keeps the catch-all flag" \
+fleet_check "requeued item keeps the catch-all flag" \
     "$(json_field catch_all <<<"$DELAYED")" False
 
 # Play the coordinator's part: move the due item back to the probes
 # stream after the greylisting period (2 s) has passed.
 sleep 2.2
-check "delayed items moved" "$(python3 "$TOOL" move-delayed \
+fleet_check "delayed items moved" "$(python3 "$TOOL" move-delayed \
     "$LAB_REDIS_PORT" mxprobe:delayed mxprobe:probes)" 1
 wait_result job-grey
-check "greylisted address accepted later" \
+fleet_check "greylisted address accepted later" \
     "$(result_field job-grey status)" deliverable
-check "attempts counted" "$(result_field job-grey attempts)" 2
-check "no pending probe entries" \
+fleet_check "attempts counted" "$(result_field job-grey attempts)" 2
+fleet_check "no pending probe entries" \
     "$(redis-cli -p "$LAB_REDIS_PORT" XPENDING mxprobe:probes workers |
         head -n 1)" 0
-check "fake servers never saw DATA" \
+fleet_check "fake servers never saw DATA" \
     "$(cat "$LAB_DIR"/fake-smtp-*.log | grep -Eci 'verb=(DATA|BDAT)')" 0
 
-if [ "$FAILED" -ne 0 ]; then
+if [ "$FLEET_FAILED" -ne 0 ]; then
     echo "worker log: $LAB_DIR/worker.log"
     exit 1
 fi

@@ -14,6 +14,7 @@ set -u
 BUILD=${1:-build}
 source scripts/lab/lab.sh
 lab_init "$BUILD"
+source "$LAB_ROOT/tests/integration/fleet_lib.bash"
 
 WORKER=$LAB_BUILD_DIR/worker/mxprobe-worker
 TOOL=tests/integration/worker_tool.py
@@ -24,29 +25,6 @@ MX_IP=127.0.0.3
 lab_redis
 lab_postfix "$MX_IP" "example.test,catchall.test" \
     "alice@example.test,@catchall.test"
-
-FAILED=0
-check()
-{
-    local what=$1 got=$2 want=$3
-    if [ "$got" = "$want" ]; then
-        echo "ok: $what"
-    else
-        echo "FAIL: $what: got '$got', want '$want'"
-        FAILED=1
-    fi
-}
-
-check_match()
-{
-    local what=$1 got=$2 regex=$3
-    if [[ $got =~ $regex ]]; then
-        echo "ok: $what"
-    else
-        echo "FAIL: $what: '$got' does not match '$regex'"
-        FAILED=1
-    fi
-}
 
 # Prints field PATH (such as smtp.code) of the result of job id $1.
 result_field()
@@ -122,68 +100,72 @@ for id in job-ok job-unknown job-catchall job-dead; do
     wait_result "$id"
 done
 
-check "existing mailbox status" "$(result_field job-ok status)" deliverable
-check "existing mailbox reason" "$(result_field job-ok reason)" accepted
-check "existing mailbox code" "$(result_field job-ok smtp.code)" 250
-check "fallback to the second MX" "$(result_field job-ok mx)" \
+fleet_check "existing mailbox status" "$(result_field job-ok status)" \
+    deliverable
+fleet_check "existing mailbox reason" "$(result_field job-ok reason)" accepted
+fleet_check "existing mailbox code" "$(result_field job-ok smtp.code)" 250
+fleet_check "fallback to the second MX" "$(result_field job-ok mx)" \
     mx2.example.test
-check "fallback address" "$(result_field job-ok mx_ip)" "$MX_IP"
-check "worker id in the result" "$(result_field job-ok worker)" worker-test
-check "catch-all flag of a normal domain" \
+fleet_check "fallback address" "$(result_field job-ok mx_ip)" "$MX_IP"
+fleet_check "worker id in the result" "$(result_field job-ok worker)" \
+    worker-test
+fleet_check "catch-all flag of a normal domain" \
     "$(result_field job-ok catch_all)" False
 
-check "unknown mailbox status" "$(result_field job-unknown status)" \
+fleet_check "unknown mailbox status" "$(result_field job-unknown status)" \
     undeliverable
-check "unknown mailbox reason" "$(result_field job-unknown reason)" \
+fleet_check "unknown mailbox reason" "$(result_field job-unknown reason)" \
     mailbox_not_found
-check "unknown mailbox code" "$(result_field job-unknown smtp.code)" 550
-check "unknown mailbox enhanced code" \
+fleet_check "unknown mailbox code" "$(result_field job-unknown smtp.code)" 550
+fleet_check "unknown mailbox enhanced code" \
     "$(result_field job-unknown smtp.enhanced)" 5.1.1
-check_match "Postfix's own rejection text" \
+fleet_check_match "Postfix's own rejection text" \
     "$(result_field job-unknown smtp.text)" \
     'bob@example\.test.*Recipient address rejected: User unknown'
-check "unknown mailbox stage" "$(result_field job-unknown smtp.stage)" rcpt
+fleet_check "unknown mailbox stage" \
+    "$(result_field job-unknown smtp.stage)" rcpt
 
-check "catch-all domain status" "$(result_field job-catchall status)" risky
-check "catch-all domain reason" "$(result_field job-catchall reason)" \
+fleet_check "catch-all domain status" \
+    "$(result_field job-catchall status)" risky
+fleet_check "catch-all domain reason" "$(result_field job-catchall reason)" \
     catch_all
-check "catch-all keeps the real reply" \
+fleet_check "catch-all keeps the real reply" \
     "$(result_field job-catchall smtp.code)" 250
 
-check "dead MX status" "$(result_field job-dead status)" unknown
-check "dead MX reason" "$(result_field job-dead reason)" mx_unreachable
-check "dead MX stage" "$(result_field job-dead smtp.stage)" connect
-check "dead MX code" "$(result_field job-dead smtp.code)" 0
+fleet_check "dead MX status" "$(result_field job-dead status)" unknown
+fleet_check "dead MX reason" "$(result_field job-dead reason)" mx_unreachable
+fleet_check "dead MX stage" "$(result_field job-dead smtp.stage)" connect
+fleet_check "dead MX code" "$(result_field job-dead smtp.code)" 0
 
-check "catch-all decision in the domain hash" \
+fleet_check "catch-all decision in the domain hash" \
     "$(redis-cli -p "$LAB_REDIS_PORT" HGET mxprobe:domain:example.test \
         catch_all)" 0
 lab_wait_log "$LAB_DIR/catchall.sub" 'example\.test' 5
-check "catch-all decision published" \
+fleet_check "catch-all decision published" \
     "$(lab_count "$LAB_DIR/catchall.sub" 'example\.test')" 1
 
 # Every probe entry was acknowledged together with its results.
 sleep 0.5
-check "no pending probe entries" \
+fleet_check "no pending probe entries" \
     "$(redis-cli -p "$LAB_REDIS_PORT" XPENDING mxprobe:probes workers |
         head -n 1)" 0
-check "per-MX lease given back" \
+fleet_check "per-MX lease given back" \
     "$(redis-cli -p "$LAB_REDIS_PORT" ZCARD \
         mxprobe:mx:mx1.example.test:inflight)" 0
-check "batch counter" \
+fleet_check "batch counter" \
     "$(redis-cli -p "$LAB_REDIS_PORT" HGET mxprobe:batch:b1 done)" 4
 
 # Postfix logs the commands of each session when it disconnects; the
 # worker must have sent RCPT and never DATA.
 lab_wait_log "$LAB_POSTFIX_LOG" 'disconnect from .*rcpt=' 5 ||
     lab_fail "Postfix logged no finished session"
-check "Postfix saw RCPT" \
+fleet_check "Postfix saw RCPT" \
     "$(lab_count "$LAB_POSTFIX_LOG" 'disconnect from .*rcpt=1/3')" 1
-check "Postfix never saw DATA" \
+fleet_check "Postfix never saw DATA" \
     "$(lab_count "$LAB_POSTFIX_LOG" 'data=|bdat=')" 0
-check "Postfix delivered nothing" \
+fleet_check "Postfix delivered nothing" \
     "$(lab_count "$LAB_POSTFIX_LOG" 'status=sent')" 0
-check "worker debug log has state changes" \
+fleet_check "worker debug log has state changes" \
     "$(lab_count "$LAB_DIR/worker.log" 'ev=state from=rcpt to=quit')" 2
 
 # SIGTERM: the worker stops on its own.
@@ -193,13 +175,12 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 if kill -0 "$WORKER_PID" 2>/dev/null; then
-    echo "FAIL: worker still running 5 s after SIGTERM"
-    FAILED=1
+    fleet_fail "worker still running 5 s after SIGTERM"
 else
     echo "ok: worker exits on SIGTERM"
 fi
 
-if [ "$FAILED" -ne 0 ]; then
+if [ "$FLEET_FAILED" -ne 0 ]; then
     echo "worker log: $LAB_DIR/worker.log"
     exit 1
 fi

@@ -19,6 +19,9 @@ static const char lab_script[] =
     "printf '%s\\n' "
     "'mx.test MX 20 b.mx.test' 'mx.test MX 10 a.mx.test' "
     "'mx.test MX 30 c.mx.test' "
+    "'eq.test MX 10 a.eq.test' 'eq.test MX 20 last.eq.test' "
+    "'eq.test MX 10 b.eq.test' 'eq.test MX 5 first.eq.test' "
+    "'eq.test MX 10 c.eq.test' "
     "'nullmx.test MX 0 .' "
     "'txt.test TXT nomail' "
     "'host.test A 127.0.0.2' 'host.test A 127.0.0.3' "
@@ -81,6 +84,49 @@ test_mx(struct dns *d)
     CHECK_INT(l.ans.n_mx, 1);
     CHECK_INT(l.ans.mx[0].pref, 0);
     CHECK_STR(l.ans.mx[0].host, "");
+}
+
+/*
+ * RFC 5321 section 5.1: hosts of equal preference come in random order.
+ * unbound rotates the records of an answer, which alone gives only the
+ * three rotations of a, b and c; all six orders must show up, while the
+ * hosts of preference 5 and 20 stay first and last every time.
+ */
+static void
+test_mx_equal_shuffled(struct dns *d)
+{
+    static const char *const orders[6] = {"abc", "acb", "bac",
+                                          "bca", "cab", "cba"};
+    int seen[6] = {0};
+    int kept = 0;
+
+    for (int i = 0; i < 300; i++) {
+        struct lookup l = run(d, "eq.test", DNS_TYPE_MX);
+        char order[4];
+
+        CHECK_INT(l.ans.n_mx, 5);
+        if (l.ans.n_mx != 5)
+            return;
+        if (strcmp(l.ans.mx[0].host, "first.eq.test") == 0 &&
+            strcmp(l.ans.mx[4].host, "last.eq.test") == 0 &&
+            l.ans.mx[4].pref == 20)
+            kept++;
+        for (size_t k = 0; k < 3; k++) {
+            CHECK_INT(l.ans.mx[k + 1].pref, 10);
+            order[k] = l.ans.mx[k + 1].host[0];
+        }
+        order[3] = '\0';
+        for (size_t k = 0; k < 6; k++) {
+            if (strcmp(order, orders[k]) == 0)
+                seen[k]++;
+        }
+    }
+    CHECK_INT(kept, 300);
+    for (size_t k = 0; k < 6; k++) {
+        if (seen[k] == 0)
+            fprintf(stderr, "test_dns: order %s never seen\n", orders[k]);
+        CHECK(seen[k] > 0);
+    }
 }
 
 static void
@@ -196,6 +242,7 @@ main(int argc, char **argv)
         return check_exit("test_dns");
     }
     test_mx(d);
+    test_mx_equal_shuffled(d);
     test_outcomes(d);
     test_addresses(d);
     test_bounds(d);

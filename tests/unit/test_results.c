@@ -397,6 +397,50 @@ test_requeue(struct ev_loop *loop, struct redis_conn *rc,
     freeReplyObject(r);
 }
 
+/* A catch-all decision lands in the domain hash with the ack, in one
+ * script, and the pending marker goes away. */
+static void
+test_catch_all_decision(struct ev_loop *loop, struct redis_conn *rc,
+                        const struct redis_fixture *f, const struct keys *k)
+{
+    static const char message[] = "\x81\xa6" "domain\xa6" "c.test";
+    const char *hset[4] = {"HSET", "t:domain:c.test", "catchall_pending",
+                           "1"};
+    const char *hget[3] = {"HGET", "t:domain:c.test", "catch_all"};
+    const char *pending[3] = {"HEXISTS", "t:domain:c.test",
+                              "catchall_pending"};
+    const char *ttl[2] = {"TTL", "t:domain:c.test"};
+    const char *ack[1];
+    char ids[1][32];
+    struct results_write w;
+    redisReply *r;
+
+    freeReplyObject(redis_fixture_cmd(f, 4, hset, NULL));
+    CHECK_INT(add_and_claim(f, "t:probes", "workers", 1, ids), 1);
+    ack[0] = ids[0];
+    memset(&w, 0, sizeof w);
+    w.ack_stream = KEY_PROBES;
+    w.ack_group = KEYS_GROUP_WORKERS;
+    w.ack_ids = ack;
+    w.n_ack = 1;
+    w.result_ttl = TTL;
+    w.catch_all_hash = "t:domain:c.test";
+    w.catch_all_value = "1";
+    w.catch_all_message = message;
+    w.catch_all_message_len = sizeof message - 1;
+    w.checked_at = 1700000000000;
+    w.domain_ttl = 120;
+    CHECK_INT(write_and_wait(loop, rc, k, &w), 0);
+    CHECK_INT(pending_count(f, "t:probes", "workers"), 0);
+    r = redis_fixture_cmd(f, 3, hget, NULL);
+    CHECK(r != NULL && r->type == REDIS_REPLY_STRING);
+    if (r != NULL && r->type == REDIS_REPLY_STRING)
+        CHECK_STR(r->str, "1");
+    freeReplyObject(r);
+    CHECK_INT(redis_fixture_int(f, 3, pending), 0);
+    CHECK(redis_fixture_int(f, 2, ttl) > 0);
+}
+
 /* 600 jobs with 600 acks cross the script's 500-id XACK slice. */
 static void
 test_large_batch(struct ev_loop *loop, struct redis_conn *rc,
@@ -510,6 +554,7 @@ main(void)
     test_write_once(loop, rc, &f, &k);
     test_first_write_contents(loop, rc, &f, &k);
     test_requeue(loop, rc, &f, &k);
+    test_catch_all_decision(loop, rc, &f, &k);
     test_large_batch(loop, rc, &f, &k);
     test_rejected(loop, rc, &k);
 

@@ -11,82 +11,9 @@
 
 #include "log.h"
 #include "smtp_session.h"
-#include "xalloc.h"
 
 #include "check.h"
-
-#define TRANSCRIPT_MAX 8192
-
-struct fake {
-    char sent[TRANSCRIPT_MAX]; /* bytes sent since the last expect_sent() */
-    size_t sent_len;
-    char all[TRANSCRIPT_MAX]; /* every byte ever sent */
-    size_t all_len;
-    char connects[8][64];
-    int n_connects;
-    int closes;
-    double timer;
-    int done_calls;
-    bool fail_send;
-    int sends_before_reset; /* when > 0: sends that pass, then all fail */
-};
-
-static void
-fake_connect(void *ctx, const char *ip)
-{
-    struct fake *f = ctx;
-
-    if (f->n_connects < 8)
-        snprintf(f->connects[f->n_connects], sizeof f->connects[0], "%s", ip);
-    f->n_connects++;
-}
-
-static enum status
-fake_send(void *ctx, const char *data, size_t len)
-{
-    struct fake *f = ctx;
-
-    if (f->fail_send)
-        return ST_EIO;
-    if (f->sends_before_reset > 0 && --f->sends_before_reset == 0)
-        f->fail_send = true;
-    if (f->sent_len + len < TRANSCRIPT_MAX) {
-        memcpy(f->sent + f->sent_len, data, len);
-        f->sent_len += len;
-        f->sent[f->sent_len] = '\0';
-    }
-    if (f->all_len + len < TRANSCRIPT_MAX) {
-        memcpy(f->all + f->all_len, data, len);
-        f->all_len += len;
-        f->all[f->all_len] = '\0';
-    }
-    return ST_OK;
-}
-
-static void
-fake_close(void *ctx)
-{
-    struct fake *f = ctx;
-
-    f->closes++;
-}
-
-static void
-fake_set_timer(void *ctx, double seconds)
-{
-    struct fake *f = ctx;
-
-    f->timer = seconds;
-}
-
-static void
-on_done(struct smtp_session *s, void *arg)
-{
-    struct fake *f = arg;
-
-    (void)s;
-    f->done_calls++;
-}
+#include "fake_transport.h"
 
 static const struct smtp_session_config test_cfg = {
     .helo_name = "probe.test",
@@ -104,83 +31,14 @@ static void
 item_init(struct probe_item *item, size_t n_mx, const char *const *addrs,
           size_t n_jobs)
 {
-    char buf[64];
-
-    memset(item, 0, sizeof *item);
-    item->domain = xstrdup("example.test");
-    item->catch_all = TRI_UNKNOWN;
-    item->n_mx = n_mx;
-    item->mx = xcalloc(n_mx, sizeof *item->mx);
-    for (size_t i = 0; i < n_mx; i++) {
-        snprintf(buf, sizeof buf, "mx%zu.example.test", i + 1);
-        item->mx[i].name = xstrdup(buf);
-        item->mx[i].pref = (int)(10 * (i + 1));
-        item->mx[i].n_ips = 2;
-        item->mx[i].ips = xcalloc(2, sizeof(char *));
-        for (size_t j = 0; j < 2; j++) {
-            snprintf(buf, sizeof buf, "127.0.%zu.%zu", i + 1, j + 1);
-            item->mx[i].ips[j] = xstrdup(buf);
-        }
-    }
-    item->n_jobs = n_jobs;
-    item->jobs = xcalloc(n_jobs, sizeof *item->jobs);
-    for (size_t i = 0; i < n_jobs; i++) {
-        item->jobs[i].address = xstrdup(addrs[i]);
-        item->jobs[i].email = xstrdup(addrs[i]);
-        item->jobs[i].id = xstrdup(addrs[i]);
-    }
+    fake_item_init(item, n_mx, 2, TRI_UNKNOWN, addrs, n_jobs);
 }
 
+/* A session on a transport without STARTTLS. */
 static struct smtp_session *
 session_new(struct probe_item *item, struct fake *f)
 {
-    struct smtp_transport t = {
-        .connect = fake_connect,
-        .send = fake_send,
-        .close = fake_close,
-        .set_timer = fake_set_timer,
-        .ctx = f,
-    };
-
-    memset(f, 0, sizeof *f);
-    return smtp_session_new(item, &test_cfg, &t, "test-item", on_done, f);
-}
-
-static void
-feed(struct smtp_session *s, const char *text)
-{
-    smtp_session_on_data(s, text, strlen(text));
-}
-
-#define EXPECT_SENT(f, want)                                                   \
-    do {                                                                       \
-        CHECK_STR((f)->sent, (want));                                          \
-        (f)->sent_len = 0;                                                     \
-        (f)->sent[0] = '\0';                                                   \
-    } while (0)
-
-/* Connects and answers greeting and EHLO; the session is left in MAIL. */
-static void
-open_session(struct smtp_session *s, struct fake *f, const char *ehlo)
-{
-    smtp_session_start(s);
-    smtp_session_on_connected(s);
-    feed(s, "220 mx1.example.test ESMTP\r\n");
-    EXPECT_SENT(f, "EHLO probe.test\r\n");
-    feed(s, ehlo);
-    EXPECT_SENT(f, "MAIL FROM:<>\r\n");
-}
-
-static void
-check_outcome(const struct smtp_session *s, size_t job,
-              enum verdict_status status, enum verdict_reason reason, int code)
-{
-    const struct smtp_outcome *o = smtp_session_outcome(s, job);
-
-    CHECK(o->decided);
-    CHECK_STR(verdict_status_str(o->cls.status), verdict_status_str(status));
-    CHECK_STR(verdict_reason_str(o->cls.reason), verdict_reason_str(reason));
-    CHECK_INT(o->smtp.code, code);
+    return fake_session_new(item, f, &test_cfg, false);
 }
 
 static void

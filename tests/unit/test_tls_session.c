@@ -11,78 +11,9 @@
 
 #include "log.h"
 #include "smtp_session.h"
-#include "xalloc.h"
 
 #include "check.h"
-
-#define TRANSCRIPT_MAX 8192
-
-struct fake {
-    char sent[TRANSCRIPT_MAX]; /* bytes sent since the last EXPECT_SENT */
-    size_t sent_len;
-    int n_connects;
-    char last_ip[64];
-    int starttls_calls;
-    char sni[256];
-    enum status starttls_result;
-    double timer;
-    int done_calls;
-};
-
-static void
-fake_connect(void *ctx, const char *ip)
-{
-    struct fake *f = ctx;
-
-    f->n_connects++;
-    snprintf(f->last_ip, sizeof f->last_ip, "%s", ip);
-}
-
-static enum status
-fake_send(void *ctx, const char *data, size_t len)
-{
-    struct fake *f = ctx;
-
-    if (f->sent_len + len < TRANSCRIPT_MAX) {
-        memcpy(f->sent + f->sent_len, data, len);
-        f->sent_len += len;
-        f->sent[f->sent_len] = '\0';
-    }
-    return ST_OK;
-}
-
-static void
-fake_close(void *ctx)
-{
-    (void)ctx;
-}
-
-static void
-fake_set_timer(void *ctx, double seconds)
-{
-    struct fake *f = ctx;
-
-    f->timer = seconds;
-}
-
-static enum status
-fake_starttls(void *ctx, const char *sni)
-{
-    struct fake *f = ctx;
-
-    f->starttls_calls++;
-    snprintf(f->sni, sizeof f->sni, "%s", sni);
-    return f->starttls_result;
-}
-
-static void
-on_done(struct smtp_session *s, void *arg)
-{
-    struct fake *f = arg;
-
-    (void)s;
-    f->done_calls++;
-}
+#include "fake_transport.h"
 
 static const struct smtp_session_config test_cfg = {
     .helo_name = "probe.test",
@@ -100,76 +31,18 @@ static void
 item_init(struct probe_item *item, size_t n_mx, const char *const *addrs,
           size_t n_jobs)
 {
-    char buf[64];
-
-    memset(item, 0, sizeof *item);
-    item->domain = xstrdup("example.test");
-    item->catch_all = TRI_NO;
-    item->n_mx = n_mx;
-    item->mx = xcalloc(n_mx, sizeof *item->mx);
-    for (size_t i = 0; i < n_mx; i++) {
-        snprintf(buf, sizeof buf, "mx%zu.example.test", i + 1);
-        item->mx[i].name = xstrdup(buf);
-        item->mx[i].pref = (int)(10 * (i + 1));
-        item->mx[i].n_ips = 1;
-        item->mx[i].ips = xcalloc(1, sizeof(char *));
-        snprintf(buf, sizeof buf, "127.0.%zu.1", i + 1);
-        item->mx[i].ips[0] = xstrdup(buf);
-    }
-    item->n_jobs = n_jobs;
-    item->jobs = xcalloc(n_jobs, sizeof *item->jobs);
-    for (size_t i = 0; i < n_jobs; i++) {
-        item->jobs[i].address = xstrdup(addrs[i]);
-        item->jobs[i].email = xstrdup(addrs[i]);
-        item->jobs[i].id = xstrdup(addrs[i]);
-    }
+    fake_item_init(item, n_mx, 1, TRI_NO, addrs, n_jobs);
 }
 
+/* A session whose transport offers STARTTLS only when with_tls is set. */
 static struct smtp_session *
 session_new(struct probe_item *item, struct fake *f, bool with_tls)
 {
-    struct smtp_transport t = {
-        .connect = fake_connect,
-        .send = fake_send,
-        .close = fake_close,
-        .set_timer = fake_set_timer,
-        .starttls = with_tls ? fake_starttls : NULL,
-        .ctx = f,
-    };
-
-    memset(f, 0, sizeof *f);
-    f->starttls_result = ST_OK;
-    return smtp_session_new(item, &test_cfg, &t, "test-item", on_done, f);
+    return fake_session_new(item, f, &test_cfg, with_tls);
 }
-
-static void
-feed(struct smtp_session *s, const char *text)
-{
-    smtp_session_on_data(s, text, strlen(text));
-}
-
-#define EXPECT_SENT(f, want)                                                   \
-    do {                                                                       \
-        CHECK_STR((f)->sent, (want));                                          \
-        (f)->sent_len = 0;                                                     \
-        (f)->sent[0] = '\0';                                                   \
-    } while (0)
 
 #define EHLO_TLS "250-mx1.example.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
 #define REFUSED "530 5.7.0 Must issue a STARTTLS command first\r\n"
-
-/* Connects, answers the greeting and EHLO (ehlo), and leaves the session
- * waiting for the MAIL reply. */
-static void
-open_session(struct smtp_session *s, struct fake *f, const char *ehlo)
-{
-    smtp_session_start(s);
-    smtp_session_on_connected(s);
-    feed(s, "220 mx1.example.test ESMTP\r\n");
-    EXPECT_SENT(f, "EHLO probe.test\r\n");
-    feed(s, ehlo);
-    EXPECT_SENT(f, "MAIL FROM:<>\r\n");
-}
 
 /* Refuses MAIL until TLS and answers STARTTLS with reply; the session is
  * then in SMTP_ST_TLS when reply is a 220. */
@@ -180,18 +53,6 @@ refuse_until_tls(struct smtp_session *s, struct fake *f, const char *reply)
     EXPECT_SENT(f, "STARTTLS\r\n");
     CHECK_INT(smtp_session_state(s), SMTP_ST_STARTTLS);
     feed(s, reply);
-}
-
-static void
-check_outcome(const struct smtp_session *s, size_t job,
-              enum verdict_status status, enum verdict_reason reason, int code)
-{
-    const struct smtp_outcome *o = smtp_session_outcome(s, job);
-
-    CHECK(o->decided);
-    CHECK_STR(verdict_status_str(o->cls.status), verdict_status_str(status));
-    CHECK_STR(verdict_reason_str(o->cls.reason), verdict_reason_str(reason));
-    CHECK_INT(o->smtp.code, code);
 }
 
 static void
