@@ -240,7 +240,7 @@ authenticate(redisContext *c, const struct redis_addr *addr,
     const char *select[] = {"SELECT", db};
 
     if (addr->password[0] != '\0' &&
-        !run_setup_command(c, where, "AUTH", 2, auth))
+        !run_setup_command(c, where, "authentication (AUTH)", 2, auth))
         return false;
     if (addr->db == 0)
         return true;

@@ -37,7 +37,10 @@ main(int argc, char **argv)
         return 2;
     }
     if (!log_level_parse(cfg.log_level, &level)) {
-        fprintf(stderr, "mxprobe-coordinator: invalid log level \"%s\"\n",
+        fprintf(stderr,
+                "mxprobe-coordinator: invalid value for log-level "
+                "(MXPROBE_LOG_LEVEL, --log-level) \"%s\": expected "
+                "crit, error, warn, info or debug\n",
                 cfg.log_level);
         config_free(&cfg);
         return 2;
@@ -50,7 +53,10 @@ main(int argc, char **argv)
     sigaction(SIGPIPE, &sa, NULL);
 
     if (coordinator_init(&co, EV_DEFAULT, &cfg, err, sizeof err) != ST_OK) {
-        log_error(NULL, "ev=start_failed st=econfig detail=\"%s\"", err);
+        char q[LOG_QUOTE_MAX];
+
+        log_error(NULL, "ev=start_failed st=econfig detail=%s",
+                  log_quote(q, sizeof q, err));
         config_free(&cfg);
         return 2;
     }

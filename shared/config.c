@@ -120,9 +120,11 @@ config_env_name(const struct config_row *row, char *out, size_t size)
     out[o] = '\0';
 }
 
+/* name is how the user gave the value ("MXPROBE_SMTP_PORT",
+ * "--smtp-port"), so an error message points at the line to fix. */
 static enum status
 config_set(struct config *cfg, const struct config_row *row, const char *value,
-           const char *source, char *err, size_t errsize)
+           const char *name, char *err, size_t errsize)
 {
     char *field = (char *)cfg + row->offset;
     char *end = NULL;
@@ -144,8 +146,8 @@ config_set(struct config *cfg, const struct config_row *row, const char *value,
         number < row->min || number > row->max ||
         (row->type == CONFIG_INT && number != floor(number))) {
         snprintf(err, errsize,
-                 "invalid %s for %s: \"%s\" (expected %s from %g to %g)",
-                 source, row->flag, value,
+                 "invalid value for %s: \"%s\" (expected %s from %g to %g)",
+                 name, value,
                  row->type == CONFIG_INT ? "a whole number"
                                          : "a number of seconds",
                  row->min, row->max);
@@ -186,7 +188,9 @@ config_parse_retry(struct config *cfg, char *err, size_t errsize)
             cfg->n_retry_delays == CONFIG_RETRY_MAX ||
             (*end != ',' && *end != '\0')) {
             snprintf(err, errsize,
-                     "invalid retry-schedule \"%s\": expected up to %d "
+                     "invalid value for retry-schedule "
+                     "(MXPROBE_RETRY_SCHEDULE, --retry-schedule) "
+                     "\"%s\": expected up to %d "
                      "increasing whole seconds, comma-separated, such as "
                      "300,900,3600",
                      cfg->retry_schedule, CONFIG_RETRY_MAX);
@@ -211,8 +215,8 @@ config_load_env(struct config *cfg, char *err, size_t errsize)
         value = getenv(env_name);
         if (value == NULL)
             continue;
-        if (config_set(cfg, &config_rows[i], value, "environment value",
-                       err, errsize) != ST_OK)
+        if (config_set(cfg, &config_rows[i], value, env_name, err,
+                       errsize) != ST_OK)
             return ST_ECONFIG;
     }
     return ST_OK;
@@ -227,6 +231,7 @@ config_load_args(struct config *cfg, int argc, char **argv, char *err,
         const char *eq;
         const char *value;
         const struct config_row *row;
+        char flag_name[64];
 
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
             return ST_AGAIN;
@@ -251,7 +256,8 @@ config_load_args(struct config *cfg, int argc, char **argv, char *err,
             snprintf(err, errsize, "flag --%s needs a value", row->flag);
             return ST_ECONFIG;
         }
-        if (config_set(cfg, row, value, "value", err, errsize) != ST_OK)
+        snprintf(flag_name, sizeof flag_name, "--%s", row->flag);
+        if (config_set(cfg, row, value, flag_name, err, errsize) != ST_OK)
             return ST_ECONFIG;
     }
     return ST_OK;
@@ -293,8 +299,8 @@ config_load(struct config *cfg, int argc, char **argv, char *err,
 
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < CONFIG_NROWS; i++) {
-        st = config_set(cfg, &config_rows[i], config_rows[i].def, "default",
-                        err, errsize);
+        st = config_set(cfg, &config_rows[i], config_rows[i].def,
+                        config_rows[i].flag, err, errsize);
         if (st != ST_OK)
             return st;
     }
@@ -347,20 +353,40 @@ config_set_flag(struct config *cfg, const char *flag, const char *value,
 
     if (row == NULL)
         return ST_EINVAL;
-    if (config_set(cfg, row, value, "value", err, errsize) != ST_OK)
+    if (config_set(cfg, row, value, row->flag, err, errsize) != ST_OK)
         return ST_ECONFIG;
     if (row->offset == offsetof(struct config, retry_schedule))
         return config_parse_retry(cfg, err, errsize);
     return ST_OK;
 }
 
+/* The URL as an error message shows it: everything between the scheme and
+ * the last '@' becomes "***", so a typo in the port does not copy the
+ * password into a log. */
+static const char *
+redis_url_shown(const char *url, char *buf, size_t size)
+{
+    const char *at = strrchr(url, '@');
+    const char *scheme_end = strstr(url, "://");
+    int keep = 0;
+
+    if (at == NULL)
+        return url;
+    if (scheme_end != NULL && scheme_end < at)
+        keep = (int)(scheme_end - url) + 3;
+    snprintf(buf, size, "%.*s***%s", keep, url, at);
+    return buf;
+}
+
 static enum status
 redis_url_fail(char *err, size_t errsize, const char *url, const char *why)
 {
+    char shown[300];
+
     snprintf(err, errsize,
              "invalid Redis address \"%s\": %s (expected "
              "redis://[:password@]host[:port][/db] or unix:/path)",
-             url, why);
+             redis_url_shown(url, shown, sizeof shown), why);
     return ST_ECONFIG;
 }
 

@@ -67,6 +67,7 @@ struct rc_pending {
     struct redis_conn *rc;
     enum rc_kind kind;
     bool last_handshake;   /* the PING whose reply makes the link ready */
+    bool auth;             /* the AUTH of the handshake */
     redis_reply_fn *cb;
     void *arg;
     ev_tstamp sent;        /* loop time the command was queued */
@@ -277,6 +278,7 @@ rc_send_handshake(struct redis_conn *rc, bool last, int argc,
 
     p->kind = RC_KIND_HANDSHAKE;
     p->last_handshake = last;
+    p->auth = strcmp(argv[0], "AUTH") == 0;
     len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
     if (len < 0) {
         free(p);
@@ -325,9 +327,21 @@ rc_on_handshake_reply(struct redis_conn *rc, const struct rc_pending *p,
     if (reply == NULL || rc->state != RC_ST_HANDSHAKE)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
+        char why[RC_ERR_MAX];
+
         /* A wrong password or db stays wrong, but the operator may fix the
-         * server, so this is retried with backoff like any other loss. */
-        rc_drop(rc, reply->str);
+         * server, so this is retried with backoff like any other loss. The
+         * server's words differ by version (WRONGPASS, ERR invalid
+         * password, NOAUTH when no password was given), so the cause is
+         * named in our own words first. The reply never contains the
+         * password. */
+        if (p->auth || strncmp(reply->str, "NOAUTH", 6) == 0) {
+            snprintf(why, sizeof why, "authentication failed: %s",
+                     reply->str);
+            rc_drop(rc, why);
+        } else {
+            rc_drop(rc, reply->str);
+        }
         return;
     }
     if (!p->last_handshake)

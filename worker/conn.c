@@ -122,6 +122,25 @@ bind_source(int fd, const char *source_ip)
     return bind(fd, (struct sockaddr *)&ss, len);
 }
 
+int
+conn_check_source(const char *source_ip)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd;
+    int err = 0;
+
+    if (!make_sockaddr(source_ip, 0, &ss, &len))
+        return EINVAL;
+    fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return errno;
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+        err = errno;
+    close(fd);
+    return err;
+}
+
 void
 conn_connect(struct conn *c, const char *ip, const char *source_ip)
 {

@@ -115,6 +115,13 @@ void conn_close(struct conn *c);
 /* Arms the timer to fire once after seconds; seconds <= 0 stops it. */
 void conn_set_timer(struct conn *c, double seconds);
 
+/* Binds a throwaway socket to source_ip (port 0): 0 when connections can
+ * use it as their source, else the errno, such as EADDRNOTAVAIL for an
+ * address this host does not have, or EINVAL for one that does not parse.
+ * A start-up check, so that a wrong setting is not first seen as every MX
+ * host being unreachable. */
+int conn_check_source(const char *source_ip);
+
 /* Whether an IPv6 address is written in text (contains a colon). */
 bool conn_ip_is_v6(const char *ip);
 

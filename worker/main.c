@@ -93,7 +93,10 @@ main(int argc, char **argv)
         return 2;
     }
     if (!log_level_parse(cfg.log_level, &level)) {
-        fprintf(stderr, "mxprobe-worker: invalid log level \"%s\"\n",
+        fprintf(stderr,
+                "mxprobe-worker: invalid value for log-level "
+                "(MXPROBE_LOG_LEVEL, --log-level) \"%s\": expected "
+                "crit, error, warn, info or debug\n",
                 cfg.log_level);
         config_free(&cfg);
         return 2;

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -650,15 +651,22 @@ parse_sources(struct worker *w, const char *list, char *err, size_t errsize)
     }
     free(copy);
     for (size_t i = 0; i < w->n_sources; i++) {
-        unsigned char buf[16];
-        int family = conn_ip_is_v6(w->sources[i]) ? AF_INET6 : AF_INET;
+        int e = conn_check_source(w->sources[i]);
 
-        if (inet_pton(family, w->sources[i], buf) != 1) {
+        if (e == EINVAL) {
             snprintf(err, errsize,
                      "invalid source address \"%s\" in "
-                     "source_addrs: expected IPv4 or IPv6 addresses "
-                     "separated by commas",
+                     "MXPROBE_SOURCE_ADDRS (--source-addrs): expected IPv4 "
+                     "or IPv6 addresses separated by commas",
                      w->sources[i]);
+            return false;
+        }
+        if (e != 0) {
+            snprintf(err, errsize,
+                     "source address \"%s\" in MXPROBE_SOURCE_ADDRS "
+                     "(--source-addrs) cannot be used: %s (is it an address "
+                     "of this host?)",
+                     w->sources[i], strerror(e));
             return false;
         }
     }
