@@ -42,7 +42,10 @@
 #define SUBMIT_POLL_MS 1000
 /* The shortest BLPOP block; a timeout of 0 would block forever. */
 #define SUBMIT_POLL_MIN_MS 10
-#define SUBMIT_DEFAULT_TIMEOUT 3600.0
+/* Past the default retry schedule (its last retry comes an hour after the
+ * first attempt), so a batch with a greylisting or unreachable domain still
+ * gets every verdict. */
+#define SUBMIT_DEFAULT_TIMEOUT 7200.0
 #define SUBMIT_MAX_TIMEOUT (30.0 * 86400.0)
 /* Milliseconds between two progress updates on a terminal. */
 #define SUBMIT_PROGRESS_MS 100
@@ -121,7 +124,7 @@ submit_usage(FILE *out)
           "  -b, --batch NAME     batch name (default: generated); 1 to 128\n"
           "                       letters, digits, '.', '_', ':' or '-'\n"
           "  -t, --timeout SECS   wait at most this many seconds for all\n"
-          "                       results (default 3600)\n"
+          "                       results (default 7200)\n"
           "  -f, --format FORMAT  csv (header row and columns email, status,\n"
           "                       reason, address, catch_all, mx, smtp_code,\n"
           "                       smtp_enhanced, smtp_text, id; the default)\n"
