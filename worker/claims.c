@@ -90,6 +90,21 @@ struct claim_request {
     long long *deliveries;
 };
 
+/* Starts "XCLAIM <probes> workers <this worker>" in a; the caller adds
+ * the min-idle time and the entry ids. */
+static void
+xclaim_args_init(const struct worker *w, struct redis_args *a)
+{
+    char probes[KEYS_NAME_MAX];
+
+    keys_name(&w->keys, KEY_PROBES, NULL, probes, sizeof probes);
+    redis_args_init(a);
+    redis_args_add_str(a, "XCLAIM");
+    redis_args_add_str(a, probes);
+    redis_args_add_str(a, KEYS_GROUP_WORKERS);
+    redis_args_add_str(a, w->id);
+}
+
 static void
 claim_request_free(struct claim_request *cr)
 {
@@ -174,7 +189,6 @@ on_pending(struct redis_conn *rc, redisReply *reply, void *arg)
     struct worker *w = arg;
     struct claim_request *cr;
     struct redis_args a;
-    char probes[KEYS_NAME_MAX];
 
     (void)rc;
     if (w->closing || w->stopping || worker_reply_is_error(reply) ||
@@ -185,12 +199,7 @@ on_pending(struct redis_conn *rc, redisReply *reply, void *arg)
         claim_request_free(cr);
         return;
     }
-    keys_name(&w->keys, KEY_PROBES, NULL, probes, sizeof probes);
-    redis_args_init(&a);
-    redis_args_add_str(&a, "XCLAIM");
-    redis_args_add_str(&a, probes);
-    redis_args_add_str(&a, KEYS_GROUP_WORKERS);
-    redis_args_add_str(&a, w->id);
+    xclaim_args_init(w, &a);
     /* The same idle bound again: an entry its owner refreshed in the
      * meantime is left alone. */
     redis_args_add_int(&a, (long long)(w->cfg->claim_idle * 1000));
@@ -270,7 +279,6 @@ void
 claims_on_refresh_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct worker *w = t->data;
-    char probes[KEYS_NAME_MAX];
     struct redis_args a;
     int64_t now = clock_wall_ms();
 
@@ -278,12 +286,7 @@ claims_on_refresh_timer(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     if (w->n_busy == 0 || !redis_conn_is_ready(w->cmd))
         return;
-    keys_name(&w->keys, KEY_PROBES, NULL, probes, sizeof probes);
-    redis_args_init(&a);
-    redis_args_add_str(&a, "XCLAIM");
-    redis_args_add_str(&a, probes);
-    redis_args_add_str(&a, KEYS_GROUP_WORKERS);
-    redis_args_add_str(&a, w->id);
+    xclaim_args_init(w, &a);
     redis_args_add_str(&a, "0");
     for (size_t i = 0; i < w->n_slots; i++) {
         struct slot *sl = &w->slots[i];

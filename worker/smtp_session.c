@@ -767,7 +767,7 @@ smtp_session_on_tls_done(struct smtp_session *s, enum status st,
         smtp_session_try_next_address(s);
         return;
     }
-    /* info holds key=value pairs whose values tls.c already quoted. */
+    /* info contains key=value pairs whose values tls.c already quoted. */
     log_debug(&s->lctx, "ev=tls_on %s", info);
     smtp_starttls_forget_before_tls(s);
     smtp_session_set_state(s, SMTP_ST_EHLO);

@@ -124,17 +124,17 @@ void smtp_session_on_connect_failed(struct smtp_session *s, enum status st,
 void smtp_session_on_data(struct smtp_session *s, const char *data, size_t len);
 void smtp_session_on_closed(struct smtp_session *s, enum status st, int err);
 void smtp_session_on_timeout(struct smtp_session *s);
-/* The TLS handshake ended: st is ST_OK and info describes the session for
- * the log, or st tells the failure, info says why and the connection is
- * closed. */
+/* Reports the end of the TLS handshake. On success st is ST_OK and info
+ * describes the TLS session for the log. On failure st is the error, info
+ * gives the reason, and the connection is already closed. */
 void smtp_session_on_tls_done(struct smtp_session *s, enum status st,
                               const char *info);
 
 enum smtp_state smtp_session_state(const struct smtp_session *s);
 
 /* The outcome of item->jobs[job]; final once the session is done. When the
- * domain is catch-all (the item says so or this session's test address was
- * accepted), an accepted address is reported as risky/catch_all. */
+ * domain is catch-all (the item marks it so, or this session's test
+ * address was accepted), an accepted address is reported as risky/catch_all. */
 const struct smtp_outcome *smtp_session_outcome(const struct smtp_session *s,
                                                 size_t job);
 

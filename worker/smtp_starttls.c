@@ -9,7 +9,7 @@
 #include "smtp_session_internal.h"
 
 /* Whether r refuses to go on until TLS is on: RFC 3207 uses 530 5.7.0,
- * and the classifier also knows the usual texts. */
+ * and the classifier also matches the usual texts. */
 bool
 smtp_starttls_refusal(const struct smtp_session *s, const struct smtp_reply *r)
 {

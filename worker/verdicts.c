@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Results of a finished session. Each job gets a result map, except jobs
- * whose answer was temporary and that have retries left in the schedule:
+ * whose reply was temporary and that have retries left in the schedule:
  * those go back as one new probe item into the delayed set, in the same
  * script that writes the others and acks the probe entry.
  */
@@ -27,7 +27,7 @@ slot_catch_all(const struct slot *sl)
 }
 
 /* Whether job i gets another attempt later instead of a result now: a
- * temporary answer (greylisting, 4xx) with attempts left in the schedule. */
+ * temporary reply (greylisting, 4xx) with attempts left in the schedule. */
 static bool
 job_requeued(const struct slot *sl, size_t i)
 {

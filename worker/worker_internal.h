@@ -116,7 +116,7 @@ const char *worker_reply_error(const redisReply *r);
 /* Whether a slot is busy with the probes entry id. */
 bool worker_entry_running(const struct worker *w, const char *id);
 
-/* Frees everything sl holds and reads more work; the Redis entry stays as
+/* Frees everything sl owns and reads more work; the Redis entry stays as
  * it is (acked when the results were written, else pending). */
 void worker_slot_free(struct slot *sl);
 
